@@ -1,0 +1,65 @@
+"""Password hashing (argon2id) and access tokens (JWT, HS256 pinned)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from storekeeper.config import Settings
+from storekeeper.db import utcnow
+from storekeeper.errors import Unauthorized
+
+JWT_ALGORITHM = "HS256"
+ACCESS_TOKEN_TYPE = "access"
+
+password_hasher = PasswordHash((Argon2Hasher(),))
+
+
+def hash_password(password: str) -> str:
+    return password_hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
+    """Whether the password matches, and a re-computed hash when the stored one uses
+    outdated parameters (to be saved by the caller)."""
+    return password_hasher.verify_and_update(password, password_hash)
+
+
+def create_access_token(settings: Settings, *, user_id: int, role: str) -> str:
+    now = utcnow()
+    claims: dict[str, Any] = {
+        "sub": str(user_id),
+        "role": role,
+        "type": ACCESS_TOKEN_TYPE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=settings.access_token_ttl_seconds)).timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.signing_key, algorithm=JWT_ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> int:
+    """The user id inside a valid access token. Only HS256 is accepted: `alg: none` and
+    every other algorithm are refused."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.signing_key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat", "sub", "type"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The access token has expired.") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("The access token is not valid.") from None
+    if claims.get("type") != ACCESS_TOKEN_TYPE:
+        raise Unauthorized("The access token is not valid.")
+    try:
+        return int(claims["sub"])
+    except (TypeError, ValueError):
+        raise Unauthorized("The access token is not valid.") from None

@@ -1,0 +1,86 @@
+"""The application factory: routers, middleware, error handlers and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from storekeeper import __version__
+from storekeeper.accounts.router import router as accounts_router
+from storekeeper.catalog.router import router as catalog_router
+from storekeeper.config import Settings
+from storekeeper.db import Database
+from storekeeper.errors import register_error_handlers
+from storekeeper.health import router as health_router
+from storekeeper.inventory.router import router as inventory_router
+from storekeeper.observability import RequestContextMiddleware, configure_logging
+from storekeeper.orders.router import router as orders_router
+from storekeeper.tasks import BackgroundRunner, PeriodicJob
+from storekeeper.web.router import router as web_router
+
+log = structlog.get_logger("storekeeper.app")
+
+API_PREFIX = "/api/v1"
+
+
+def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
+    """The background jobs every server process runs."""
+    return []
+
+
+async def on_startup(db: Database, settings: Settings) -> None:
+    """One-off start-up work; safe when several processes start at once."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.effective_log_format, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        app.state.db = db
+        runner = BackgroundRunner(db)
+        try:
+            await on_startup(db, settings)
+            if settings.run_background_tasks:
+                runner.start(periodic_jobs(settings))
+            log.info("started", env=settings.env.value, locking=settings.locking.value)
+            yield
+        finally:
+            await runner.stop()
+            await db.dispose()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="Storekeeper",
+        version=__version__,
+        description="Inventory, reservations, carts, checkout and orders for online shops.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(accounts_router)
+    api.include_router(catalog_router)
+    api.include_router(inventory_router)
+    api.include_router(orders_router)
+    app.include_router(api)
+    app.include_router(health_router)
+    app.include_router(web_router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""The catalog: category tree, products and SKUs."""

@@ -1,0 +1,64 @@
+"""The `storekeeper` command line: serve, migrate, and operate the service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+
+import typer
+import uvicorn
+
+from storekeeper import migrate
+from storekeeper.config import Settings
+
+app = typer.Typer(help="Storekeeper: inventory, reservations and orders.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, max=64, help="Server processes."),
+) -> None:
+    """Serve the HTTP API and the staff pages (uvicorn with uvloop and httptools)."""
+    settings = Settings()
+    if not asyncio.run(migrate.schema_is_current(settings)):
+        typer.echo(
+            "The database schema is behind this version of Storekeeper. "
+            "Run `storekeeper db upgrade` first.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers are separate processes: let /metrics add up all of them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="storekeeper-metrics-")
+    uvicorn.run(
+        "storekeeper.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Bring the database schema up to date."""
+    settings = Settings()
+    migrate.upgrade(settings.database_url, revision)
+    typer.echo(f"Database at revision {revision}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the newest one."""
+    settings = Settings()
+    current = asyncio.run(migrate.current_revision(settings))
+    typer.echo(f"current: {current or '(empty)'}  head: {migrate.head_revision()}")

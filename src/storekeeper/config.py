@@ -1,0 +1,126 @@
+"""Settings: every knob of the service, read from `STOREKEEPER_*` variables and `.env`."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./storekeeper.db"
+SECRET_KEY_FILE = Path(".storekeeper-secret")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class LockingStrategy(StrEnum):
+    ATOMIC = "atomic"
+    PESSIMISTIC = "pessimistic"
+    OPTIMISTIC = "optimistic"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STOREKEEPER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str | None = None
+    env: Environment = Environment.DEVELOPMENT
+    locking: LockingStrategy = LockingStrategy.ATOMIC
+    expiry_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: str | None = None
+    redis_url: str | None = None
+    rate_limit_enabled: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_format: Literal["console", "json"] | None = None
+    log_level: str = "INFO"
+
+    # Database pool (PostgreSQL only; SQLite uses one connection per session).
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    db_echo: bool = False
+
+    # Tokens.
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
+
+    # Business defaults.
+    default_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    default_hold_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
+    optimistic_max_retries: int = Field(default=8, ge=1, le=100)
+    expiry_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    login_rate_limit: str = "10/minute"
+    low_stock_threshold: int = Field(default=5, ge=0)
+
+    # Start the background expiry sweeper inside the app (tests may turn it off).
+    run_background_tasks: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            if not self.secret_key or len(self.secret_key) < 32:
+                raise ValueError(
+                    "STOREKEEPER_SECRET_KEY must be set to at least 32 characters "
+                    "when STOREKEEPER_ENV=production"
+                )
+            if (
+                self.bootstrap_admin_password is not None
+                and len(self.bootstrap_admin_password) < 12
+            ):
+                raise ValueError(
+                    "STOREKEEPER_BOOTSTRAP_ADMIN_PASSWORD must be at least 12 characters "
+                    "in production"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format:
+            return self.log_format
+        return "console" if self.env is Environment.DEVELOPMENT else "json"
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The key that signs tokens and cookies.
+
+        Development keeps a generated key in a git-ignored file so tokens survive restarts;
+        production has been validated to carry an explicit one.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if self.env is Environment.TEST:
+            return "test-secret-key-that-is-long-enough-for-hs256"
+        if SECRET_KEY_FILE.exists():
+            stored = SECRET_KEY_FILE.read_text().strip()
+            if stored:
+                return stored
+        generated = secrets.token_urlsafe(48)
+        SECRET_KEY_FILE.write_text(generated + "\n")
+        SECRET_KEY_FILE.chmod(0o600)
+        return generated

@@ -1,0 +1,139 @@
+"""Locations, stock levels, the append-only movement ledger, and reservations.
+
+A reservation is a hold (status `held`, with an expiry) or an allocation (`allocated`); a
+converted hold keeps its id and becomes an allocation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storekeeper.db import Base, BigIntPK, TimestampMixin, utcnow
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"
+    ALLOCATED = "allocated"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    FULFILLED = "fulfilled"
+    CANCELLED = "cancelled"
+
+
+class MovementKind(StrEnum):
+    RECEIVE = "receive"
+    ADJUST = "adjust"
+    HOLD = "hold"
+    RELEASE = "release"
+    EXPIRE = "expire"
+    CONVERT = "convert"
+    ALLOCATE = "allocate"
+    FULFIL = "fulfil"
+    CANCEL = "cancel"
+
+
+class Location(TimestampMixin, Base):
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Higher priority is drawn from first when a request names no location.
+    priority: Mapped[int] = mapped_column(default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class StockLevel(Base):
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        UniqueConstraint("sku_id", "location_id"),
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("allocated >= 0", name="allocated_not_negative"),
+        CheckConstraint("on_hand - reserved - allocated >= 0", name="available_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    on_hand: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StockMovement(Base):
+    """Append-only: one row per change to one level, written in the same transaction."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (Index("ix_stock_movements_sku_id_id", "sku_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    on_hand_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    allocated_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(String(5000))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reservation(TimestampMixin, Base):
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('held', 'allocated', 'released', 'expired', 'fulfilled', 'cancelled')",
+            name="status_known",
+        ),
+        # The sweeper's work list: live holds by expiry.
+        Index(
+            "ix_reservations_held_expires_at",
+            "expires_at",
+            sqlite_where=text("status = 'held'"),
+            postgresql_where=text("status = 'held'"),
+        ),
+        Index("ix_reservations_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    client_token: Mapped[str] = mapped_column(String(128), unique=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column()
+    reference: Mapped[str | None] = mapped_column(String(128))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class ReservationLine(Base):
+    __tablename__ = "reservation_lines"
+    __table_args__ = (
+        UniqueConstraint("reservation_id", "sku_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_reservation_lines_sku_id_location_id", "sku_id", "location_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    reservation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reservations.id", ondelete="CASCADE")
+    )
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    quantity: Mapped[int] = mapped_column()

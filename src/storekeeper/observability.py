@@ -1,0 +1,169 @@
+"""Logging, request ids, access logs and Prometheus metrics for HTTP traffic."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from storekeeper.errors import PayloadTooLarge, problem_response
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+access_log = structlog.get_logger("storekeeper.access")
+
+HTTP_REQUESTS = Counter(
+    "storekeeper_http_requests_total",
+    "HTTP requests by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "storekeeper_http_request_duration_seconds",
+    "HTTP request latency by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def configure_logging(log_format: str, level: str = "INFO") -> None:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """Prometheus exposition; aggregates all workers when running multi-process."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+
+
+class RequestContextMiddleware:
+    """Request id, body-size limit, access log line and HTTP metrics, as pure ASGI.
+
+    Pure ASGI (not BaseHTTPMiddleware) keeps the per-request overhead low and the
+    response streaming untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status_holder = {"status": 500}
+        header_value = request_id.encode("latin-1")
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", header_value))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > MAX_BODY_BYTES:
+                response = problem_response(PayloadTooLarge())
+                await response(scope, receive, send_with_request_id)
+                return
+            await self.app(scope, _limited_receive(receive), send_with_request_id)
+        finally:
+            duration = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            status = str(status_holder["status"])
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(method, template, status).inc()
+            HTTP_LATENCY.labels(method, template, status).observe(duration)
+            access_log.info(
+                "request",
+                method=method,
+                route=template,
+                path=scope.get("path"),
+                status=status_holder["status"],
+                duration_ms=round(duration * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _limited_receive(receive: Receive) -> Receive:
+    received = 0
+
+    async def wrapped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                # Raised as an HTTP error so the body parser passes it on as a 413.
+                raise HTTPException(413)
+        return message
+
+    return wrapped
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"x-request-id":
+            candidate = value.decode("latin-1").strip()
+            if _REQUEST_ID_PATTERN.match(candidate):
+                return candidate
+            return None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,66 @@
+"""Keyset pagination shared by every list endpoint.
+
+A cursor is an opaque, URL-safe encoding of the sort key of the last row of a page; the next
+page is "rows after that key", so a page deep in a large table costs what the first costs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Query
+from pydantic import BaseModel
+
+from storekeeper.errors import ValidationFailed
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-200).")]
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=512, description="Opaque cursor from the previous page's next_cursor."),
+]
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int = 1) -> list[Any] | None:
+    """The sort key inside a cursor, or None for the first page; a malformed cursor is a
+    422 rather than a silent restart from the first page."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, orjson.JSONDecodeError):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
+    if not isinstance(key, list) or len(key) != arity:
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
+    if not all(isinstance(part, str | int) and not isinstance(part, bool) for part in key):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
+    return key
+
+
+def page_of(rows: Sequence[T], limit: int, key: Any) -> tuple[list[T], str | None]:
+    """Split `limit + 1` fetched rows into the page and the cursor for the next one.
+
+    `key(row)` returns the row's sort key as a sequence of JSON-safe values.
+    """
+    items = list(rows[:limit])
+    if len(rows) > limit and items:
+        return items, encode_cursor(key(items[-1]))
+    return items, None

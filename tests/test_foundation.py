@@ -1,0 +1,181 @@
+"""The platform: problem+json errors, request ids, health, metrics, settings, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Body
+from pydantic import ValidationError
+
+from storekeeper.app import create_app
+from storekeeper.config import Environment, Settings
+
+PROBLEM = "application/problem+json"
+
+
+def _add_probe_routes(app: Any) -> None:
+    @app.post("/probe/echo")
+    async def echo(payload: dict[str, int] = Body(...)) -> dict[str, int]:
+        return payload
+
+    @app.get("/probe/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+
+async def test_unknown_route_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 404
+    assert body["code"] == "not_found"
+    assert body["title"] == "Not Found"
+    assert body["type"] == "urn:storekeeper:problem:not_found"
+
+
+async def test_wrong_method_is_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/health")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_malformed_json_is_validation_problem(app: Any, client: httpx.AsyncClient) -> None:
+    _add_probe_routes(app)
+    response = await client.post(
+        "/probe/echo", content=b'{"a": 1', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert body["errors"][0]["loc"][0] == "body"
+
+
+async def test_wrong_type_lists_errors(app: Any, client: httpx.AsyncClient) -> None:
+    _add_probe_routes(app)
+    response = await client.post("/probe/echo", json={"a": "not a number"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "a"]
+
+
+async def test_unexpected_exception_is_opaque_500(app: Any, client: httpx.AsyncClient) -> None:
+    _add_probe_routes(app)
+    response = await client.get("/probe/boom", headers={"X-Request-ID": "req-boom-1"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["code"] == "internal_error"
+    assert body["request_id"] == "req-boom-1"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert "RuntimeError" not in response.text
+
+
+async def test_request_id_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/health")
+    assert len(generated.headers["x-request-id"]) == 32
+    hostile = await client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert hostile.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_body_over_one_mebibyte_is_413(app: Any, client: httpx.AsyncClient) -> None:
+    _add_probe_routes(app)
+    big = b'{"a": 1, "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    response = await client.post(
+        "/probe/echo", content=big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+async def test_health_and_ready(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ok"
+
+
+async def test_ready_is_503_when_database_unreachable() -> None:
+    settings = Settings(
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+        env=Environment.TEST,
+        run_background_tasks=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/health")).status_code == 200
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["status"] == "unavailable"
+            assert ready.json()["reason"].startswith("database unavailable")
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/health")
+    await client.get("/api/v1/nothing-here/42")
+    text = (await client.get("/metrics")).text
+    assert 'storekeeper_http_requests_total{method="GET",route="/health",status="200"}' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert "storekeeper_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_and_docs_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/openapi.json")).json()["info"]["title"] == "Storekeeper"
+    assert (await client.get("/docs")).status_code == 200
+    assert (await client.get("/redoc")).status_code == 200
+
+
+def test_production_requires_a_real_secret() -> None:
+    with pytest.raises(ValidationError, match="STOREKEEPER_SECRET_KEY"):
+        Settings(env=Environment.PRODUCTION, _env_file=None)  # type: ignore[call-arg]
+    ok = Settings(env=Environment.PRODUCTION, secret_key="k" * 40, _env_file=None)  # type: ignore[call-arg]
+    assert ok.signing_key == "k" * 40
+
+
+def test_development_secret_is_generated_once(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = Settings(_env_file=None).signing_key  # type: ignore[call-arg]
+    second = Settings(_env_file=None).signing_key  # type: ignore[call-arg]
+    assert first == second
+    assert len(first) >= 32
+    assert (tmp_path / ".storekeeper-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_settings_read_environment(monkeypatch: Any) -> None:
+    monkeypatch.setenv("STOREKEEPER_LOCKING", "optimistic")
+    monkeypatch.setenv("STOREKEEPER_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("STOREKEEPER_EXPIRY_INTERVAL_SECONDS", "2.5")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.locking.value == "optimistic"
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.expiry_interval_seconds == 2.5
+
+
+def test_serve_refuses_unmigrated_database(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "STOREKEEPER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "storekeeper", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "storekeeper db upgrade" in result.stderr
