@@ -15,7 +15,7 @@ from fastapi.security import OAuth2PasswordBearer
 from storekeeper.accounts.models import Role, User
 from storekeeper.accounts.security import decode_access_token
 from storekeeper.config import Settings
-from storekeeper.db import SessionDep
+from storekeeper.db import DatabaseDep, SessionDep
 from storekeeper.errors import Forbidden, Unauthorized
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -50,6 +50,27 @@ async def get_current_user(
     return user
 
 
+async def get_current_user_outside_request_session(
+    request: Request,
+    db: DatabaseDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """The caller, read in a short transaction of its own.
+
+    For routes that run their work as whole units through `Database.run` (re-run on a
+    retryable conflict) instead of the request's session: holding that session open would
+    keep, on SQLite, the write lock those units need.
+    """
+    if not token:
+        raise Unauthorized()
+    user_id = decode_access_token(get_settings(request), token)
+    async with db.transaction(write=False) as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account is unknown or deactivated.")
+    return user
+
+
 def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
     allowed = frozenset(role.value for role in roles)
 
@@ -63,6 +84,8 @@ def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
+# The caller, for routes that use `DatabaseDep` units of work rather than `SessionDep`.
+UnitOfWorkUser = Annotated[User, Depends(get_current_user_outside_request_session)]
 StaffUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.STAFF))]
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
