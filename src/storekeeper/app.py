@@ -11,6 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from storekeeper import __version__
 from storekeeper.accounts.router import router as accounts_router
+from storekeeper.accounts.service import ensure_bootstrap_admin
+from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.db import Database
@@ -34,6 +36,7 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
 
 async def on_startup(db: Database, settings: Settings) -> None:
     """One-off start-up work; safe when several processes start at once."""
+    await ensure_bootstrap_admin(db, settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(settings)
     register_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX)

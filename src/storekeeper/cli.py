@@ -10,11 +10,15 @@ import typer
 import uvicorn
 
 from storekeeper import migrate
+from storekeeper.accounts.cli import users_app
 from storekeeper.config import Settings
+from storekeeper.db import Database
+from storekeeper.seed import seed as seed_database
 
 app = typer.Typer(help="Storekeeper: inventory, reservations and orders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
 
 
 @app.command()
@@ -62,3 +66,21 @@ def db_current() -> None:
     settings = Settings()
     current = asyncio.run(migrate.current_revision(settings))
     typer.echo(f"current: {current or '(empty)'}  head: {migrate.head_revision()}")
+
+
+@app.command()
+def seed(
+    demo: bool = typer.Option(False, "--demo", help="Also add demo users and data."),
+) -> None:
+    """Put seed data in the database (idempotent)."""
+    settings = Settings()
+
+    async def _run() -> None:
+        db = Database(settings)
+        try:
+            await seed_database(db, settings, demo=demo)
+        finally:
+            await db.dispose()
+
+    asyncio.run(_run())
+    typer.echo("Seed data in place." if not demo else "Seed and demo data in place.")

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     optimistic_max_retries: int = Field(default=8, ge=1, le=100)
     expiry_batch_size: int = Field(default=1000, ge=1, le=100_000)
     login_rate_limit: str = "10/minute"
+    # Namespace of the shared rate-limit counters in Redis.
+    rate_limit_key_prefix: str = "storekeeper"
     low_stock_threshold: int = Field(default=5, ge=0)
 
     # Start the background expiry sweeper inside the app (tests may turn it off).

@@ -1,0 +1,14 @@
+"""Seed data: what `storekeeper seed [--demo]` puts in the database. Every part is
+idempotent, so seeding twice changes nothing."""
+
+from __future__ import annotations
+
+from storekeeper.accounts.service import ensure_bootstrap_admin, seed_demo_users
+from storekeeper.config import Settings
+from storekeeper.db import Database
+
+
+async def seed(db: Database, settings: Settings, *, demo: bool) -> None:
+    await ensure_bootstrap_admin(db, settings)
+    if demo:
+        await db.run(seed_demo_users)
