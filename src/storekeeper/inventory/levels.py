@@ -1,0 +1,503 @@
+"""Writes to stock levels, each together with its ledger row.
+
+This module is the only place that changes `stock_levels`. Every change goes through
+`_write`, which appends the matching `stock_movements` row (and, for holds and allocations,
+the `reservation_lines` row) in the same transaction. On PostgreSQL the three writes are one
+statement (data-modifying CTEs), so the hot row is locked for a single round trip before the
+commit; SQLite runs them one after the other under its database-wide write lock.
+
+Taking stock out of `available` (holds, allocations, removals) is a *claim* and follows the
+configured locking strategy:
+
+- `atomic`: one conditional `UPDATE ... WHERE on_hand - reserved - allocated >= :q`;
+  the database decides, no figures are read first.
+- `pessimistic`: the request's candidate levels are locked with `SELECT ... FOR UPDATE` in
+  (SKU, location) order, then updated.
+- `optimistic`: figures and `version` are read without locks and written with a
+  compare-and-set on `version`; a lost race is re-read and retried a bounded number of times
+  with jittered backoff, then reported as `RetryableError`.
+
+Moving units between buckets of a known level (convert, release, expire, fulfil, cancel) and
+receiving stock never lower `available`, so they are relative updates under every strategy;
+the reservation's own conditional status change is what serialises them, and the CHECK
+constraints guard the buckets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    Uuid,
+    and_,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
+
+from storekeeper.config import LockingStrategy
+from storekeeper.db import UTCDateTime
+from storekeeper.errors import RetryableError
+from storekeeper.inventory.metrics import OPTIMISTIC_RETRIES
+from storekeeper.inventory.models import Location, ReservationLine, StockLevel, StockMovement
+
+levels = cast(Table, StockLevel.__table__)
+movements = cast(Table, StockMovement.__table__)
+reservation_lines = cast(Table, ReservationLine.__table__)
+locations = cast(Table, Location.__table__)
+
+AVAILABLE = levels.c.on_hand - levels.c.reserved - levels.c.allocated
+
+
+@dataclass(frozen=True)
+class Deltas:
+    on_hand: int = 0
+    reserved: int = 0
+    allocated: int = 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a ledger row says besides its level and deltas."""
+
+    kind: str
+    created_at: datetime
+    reason: str | None = None
+    reference: str | None = None
+    note: str | None = None
+    actor_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Take `quantity` units of one SKU's available stock, applying `deltas` to the level.
+
+    Without a location, the highest-priority active location that can serve the whole
+    quantity is used.
+    """
+
+    sku_id: int
+    quantity: int
+    deltas: Deltas
+    location_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """A level after a write, and the ledger row that recorded it."""
+
+    sku_id: int
+    location_id: int
+    location_code: str
+    on_hand: int
+    reserved: int
+    allocated: int
+    version: int
+    movement_id: int
+
+
+@dataclass(frozen=True)
+class Shortage:
+    sku_id: int
+    requested: int
+    available: int
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT construct (both support ON CONFLICT)."""
+    if is_postgres(session):
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _set_deltas(deltas: Deltas) -> dict[str, Any]:
+    values: dict[str, Any] = {"version": levels.c.version + 1}
+    if deltas.on_hand:
+        values["on_hand"] = levels.c.on_hand + deltas.on_hand
+    if deltas.reserved:
+        values["reserved"] = levels.c.reserved + deltas.reserved
+    if deltas.allocated:
+        values["allocated"] = levels.c.allocated + deltas.allocated
+    return values
+
+
+_LEVEL_RETURNING = (
+    levels.c.sku_id,
+    levels.c.location_id,
+    levels.c.on_hand,
+    levels.c.reserved,
+    levels.c.allocated,
+    levels.c.version,
+)
+
+
+def _movement_values(deltas: Deltas, entry: Entry) -> dict[str, Any]:
+    return {
+        "kind": entry.kind,
+        "on_hand_delta": deltas.on_hand,
+        "reserved_delta": deltas.reserved,
+        "allocated_delta": deltas.allocated,
+        "reason": entry.reason,
+        "reference": entry.reference,
+        "note": entry.note,
+        "actor_id": entry.actor_id,
+        "created_at": entry.created_at,
+    }
+
+
+async def _write(
+    session: AsyncSession,
+    change: ReturningUpdate[Any] | ReturningInsert[Any],
+    deltas: Deltas,
+    entry: Entry,
+    reservation_id: uuid.UUID | None = None,
+    line_quantity: int = 0,
+) -> Written | None:
+    """Run one level change (an UPDATE or upsert returning `_LEVEL_RETURNING`) with its
+    ledger row and, when `reservation_id` is given, its reservation line. None when the
+    change matched no row."""
+    values = _movement_values(deltas, entry)
+    if is_postgres(session):
+        changed = change.cte("changed")
+        movement_columns = ["sku_id", "location_id", *values]
+        movement = (
+            postgresql.insert(movements)
+            .from_select(
+                movement_columns,
+                select(
+                    changed.c.sku_id,
+                    changed.c.location_id,
+                    literal(values["kind"], String()),
+                    literal(values["on_hand_delta"], Integer()),
+                    literal(values["reserved_delta"], Integer()),
+                    literal(values["allocated_delta"], Integer()),
+                    literal(values["reason"], String()),
+                    literal(values["reference"], String()),
+                    literal(values["note"], String()),
+                    literal(values["actor_id"], Integer()),
+                    literal(values["created_at"], UTCDateTime()),
+                ),
+            )
+            .returning(movements.c.id)
+            .cte("movement")
+        )
+        query = (
+            select(
+                changed.c.sku_id,
+                changed.c.location_id,
+                locations.c.code,
+                changed.c.on_hand,
+                changed.c.reserved,
+                changed.c.allocated,
+                changed.c.version,
+                movement.c.id,
+            )
+            .select_from(changed)
+            .join(locations, locations.c.id == changed.c.location_id)
+            .join(movement, true())
+        )
+        if reservation_id is not None:
+            line = postgresql.insert(reservation_lines).from_select(
+                ["reservation_id", "sku_id", "location_id", "quantity"],
+                select(
+                    literal(reservation_id, Uuid()),
+                    changed.c.sku_id,
+                    changed.c.location_id,
+                    literal(line_quantity, Integer()),
+                ),
+            )
+            query = query.add_cte(line.cte("line"))
+        row = (await session.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return Written(*row)
+
+    level_row = (await session.execute(change)).one_or_none()
+    if level_row is None:
+        return None
+    sku_id, location_id, on_hand, reserved, allocated, version = level_row
+    movement_id = (
+        await session.execute(
+            movements.insert()
+            .values(sku_id=sku_id, location_id=location_id, **values)
+            .returning(movements.c.id)
+        )
+    ).scalar_one()
+    if reservation_id is not None:
+        await session.execute(
+            reservation_lines.insert().values(
+                reservation_id=reservation_id,
+                sku_id=sku_id,
+                location_id=location_id,
+                quantity=line_quantity,
+            )
+        )
+    code = (
+        await session.execute(select(locations.c.code).where(locations.c.id == location_id))
+    ).scalar_one()
+    return Written(sku_id, location_id, code, on_hand, reserved, allocated, version, movement_id)
+
+
+def _update_level(
+    condition: ColumnElement[bool], deltas: Deltas, now: datetime
+) -> ReturningUpdate[Any]:
+    return (
+        update(levels)
+        .where(condition)
+        .values(**_set_deltas(deltas), updated_at=now)
+        .returning(*_LEVEL_RETURNING)
+    )
+
+
+async def shift(
+    session: AsyncSession,
+    sku_id: int,
+    location_id: int,
+    deltas: Deltas,
+    entry: Entry,
+) -> Written:
+    """Move units between the buckets of a known level (never lowers `available`)."""
+    written = await _write(
+        session,
+        _update_level(
+            and_(levels.c.sku_id == sku_id, levels.c.location_id == location_id),
+            deltas,
+            entry.created_at,
+        ),
+        deltas,
+        entry,
+    )
+    if written is None:
+        raise LookupError(f"no stock level for SKU {sku_id} at location {location_id}")
+    return written
+
+
+async def receive(
+    session: AsyncSession, sku_id: int, location_id: int, quantity: int, entry: Entry
+) -> Written:
+    """Add `quantity` to `on_hand`, creating the level on first receipt."""
+    deltas = Deltas(on_hand=quantity)
+    insert = dialect_insert(session, levels)
+    upsert = (
+        insert.values(
+            sku_id=sku_id,
+            location_id=location_id,
+            on_hand=quantity,
+            reserved=0,
+            allocated=0,
+            version=1,
+            updated_at=entry.created_at,
+        )
+        .on_conflict_do_update(
+            index_elements=[levels.c.sku_id, levels.c.location_id],
+            set_={
+                "on_hand": levels.c.on_hand + insert.excluded.on_hand,
+                "version": levels.c.version + 1,
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+        .returning(*_LEVEL_RETURNING)
+    )
+    written = await _write(session, upsert, deltas, entry)
+    if written is None:
+        raise AssertionError("an upsert always returns its row")
+    return written
+
+
+# --- claims ------------------------------------------------------------------------------
+
+
+def _candidates(claim: Claim) -> Select[Any]:
+    """A claim's candidate levels, best first."""
+    query = (
+        select(levels.c.id, levels.c.location_id, AVAILABLE.label("available"), levels.c.version)
+        .join(locations, locations.c.id == levels.c.location_id)
+        .where(levels.c.sku_id == claim.sku_id)
+    )
+    if claim.location_id is not None:
+        return query.where(levels.c.location_id == claim.location_id)
+    return query.where(locations.c.is_active).order_by(locations.c.priority.desc(), locations.c.id)
+
+
+async def _best_available(session: AsyncSession, claim: Claim) -> int:
+    """The most a single candidate level could serve now (lines are never split)."""
+    best = (
+        await session.execute(
+            select(func.max(AVAILABLE))
+            .select_from(levels.join(locations, locations.c.id == levels.c.location_id))
+            .where(
+                levels.c.sku_id == claim.sku_id,
+                levels.c.location_id == claim.location_id
+                if claim.location_id is not None
+                else locations.c.is_active,
+            )
+        )
+    ).scalar_one_or_none()
+    return max(int(best or 0), 0)
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    claim: Claim
+    entry: Entry
+    reservation_id: uuid.UUID | None = None
+
+
+async def claim_all(
+    session: AsyncSession,
+    requests: Sequence[ClaimRequest],
+    locking: LockingStrategy,
+    *,
+    optimistic_retries: int,
+) -> list[Written | Shortage]:
+    """Apply each claim (the caller orders them by SKU id) or report it short."""
+    if locking is LockingStrategy.PESSIMISTIC:
+        return await _claim_pessimistic(session, requests)
+    results: list[Written | Shortage] = []
+    for request in requests:
+        if locking is LockingStrategy.OPTIMISTIC:
+            results.append(await _claim_optimistic(session, request, optimistic_retries))
+        else:
+            results.append(await _claim_atomic(session, request))
+    return results
+
+
+def _claim_write(
+    session: AsyncSession, request: ClaimRequest, condition: ColumnElement[bool]
+) -> Any:
+    claim = request.claim
+    return _write(
+        session,
+        _update_level(
+            and_(condition, claim.quantity <= AVAILABLE), claim.deltas, request.entry.created_at
+        ),
+        claim.deltas,
+        request.entry,
+        request.reservation_id,
+        claim.quantity,
+    )
+
+
+# A conditional update can miss because another transaction changed the chosen level
+# between choosing and locking it; a few fresh attempts settle that race.
+_ATOMIC_ATTEMPTS = 4
+
+
+async def _claim_atomic(session: AsyncSession, request: ClaimRequest) -> Written | Shortage:
+    claim = request.claim
+    if claim.location_id is not None:
+        target: ColumnElement[bool] = and_(
+            levels.c.sku_id == claim.sku_id, levels.c.location_id == claim.location_id
+        )
+    else:
+        candidate = levels.alias("candidate")
+        best = (
+            select(candidate.c.id)
+            .join(locations, locations.c.id == candidate.c.location_id)
+            .where(
+                candidate.c.sku_id == claim.sku_id,
+                locations.c.is_active,
+                candidate.c.on_hand - candidate.c.reserved - candidate.c.allocated
+                >= claim.quantity,
+            )
+            .order_by(locations.c.priority.desc(), locations.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        target = levels.c.id == best
+    for _ in range(_ATOMIC_ATTEMPTS):
+        written = await _claim_write(session, request, target)
+        if written is not None:
+            return written
+        available = await _best_available(session, claim)
+        if available < claim.quantity:
+            return Shortage(claim.sku_id, claim.quantity, available)
+    raise RetryableError("The stock level kept changing under this request; retry it.")
+
+
+async def _claim_pessimistic(
+    session: AsyncSession, requests: Sequence[ClaimRequest]
+) -> list[Written | Shortage]:
+    if not requests:
+        return []
+    sku_ids = sorted({request.claim.sku_id for request in requests})
+    locked = (
+        await session.execute(
+            select(
+                levels.c.id,
+                levels.c.sku_id,
+                levels.c.location_id,
+                AVAILABLE.label("available"),
+                locations.c.is_active,
+                locations.c.priority,
+            )
+            .join(locations, locations.c.id == levels.c.location_id)
+            .where(levels.c.sku_id.in_(sku_ids))
+            .order_by(levels.c.sku_id, levels.c.location_id)
+            .with_for_update(of=levels)
+        )
+    ).all()
+    results: list[Written | Shortage] = []
+    for request in requests:
+        claim = request.claim
+        options = [
+            row
+            for row in locked
+            if row.sku_id == claim.sku_id
+            and (row.location_id == claim.location_id if claim.location_id else row.is_active)
+        ]
+        options.sort(key=lambda row: (-row.priority, row.location_id))
+        chosen = next((row for row in options if row.available >= claim.quantity), None)
+        if chosen is None:
+            best = max((row.available for row in options), default=0)
+            results.append(Shortage(claim.sku_id, claim.quantity, max(best, 0)))
+            continue
+        written = await _claim_write(session, request, levels.c.id == chosen.id)
+        if written is None:
+            raise AssertionError("a locked level that could serve the claim refused it")
+        results.append(written)
+    return results
+
+
+async def _claim_optimistic(
+    session: AsyncSession, request: ClaimRequest, max_retries: int
+) -> Written | Shortage:
+    claim = request.claim
+    for attempt in range(max_retries + 1):
+        options = (await session.execute(_candidates(claim))).all()
+        chosen = next((row for row in options if row.available >= claim.quantity), None)
+        if chosen is None:
+            best = max((row.available for row in options), default=0)
+            return Shortage(claim.sku_id, claim.quantity, max(best, 0))
+        written = await _claim_write(
+            session,
+            request,
+            and_(levels.c.id == chosen.id, levels.c.version == chosen.version),
+        )
+        if written is not None:
+            return written
+        OPTIMISTIC_RETRIES.inc()
+        if attempt < max_retries:
+            # Jittered exponential backoff, capped, so racing writers spread out.
+            await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+    raise RetryableError("The stock level kept changing under this request; retry it.")

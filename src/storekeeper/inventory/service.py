@@ -1,0 +1,760 @@
+"""The inventory service: locations, adjustments, holds and allocations.
+
+It owns every write to stock (through `storekeeper.inventory.levels`). Orders and checkout
+call `allocate_stock`, `fulfil_allocation` and `cancel_allocation` inside their own unit of
+work. Functions flush, never commit. Under `optimistic` locking, and when PostgreSQL picks
+this transaction as a deadlock victim, they raise `RetryableError`: callers that run their
+unit with `Database.run` get it re-run; HTTP callers see 409 `concurrent_update`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storekeeper.catalog.models import Sku
+from storekeeper.config import LockingStrategy
+from storekeeper.db import is_retryable, utcnow
+from storekeeper.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    RetryableError,
+    ValidationFailed,
+)
+from storekeeper.inventory import levels as stock
+from storekeeper.inventory.expiry import expire_due_holds
+from storekeeper.inventory.metrics import (
+    ALLOCATIONS_CREATED,
+    HOLDS_CONVERTED,
+    HOLDS_CREATED,
+    HOLDS_EXPIRED,
+    HOLDS_RELEASED,
+    INSUFFICIENT_STOCK,
+)
+from storekeeper.inventory.models import (
+    Location,
+    MovementKind,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+
+MAX_LINES = 100
+MAX_QUANTITY = 1_000_000
+DEFAULT_OPTIMISTIC_RETRIES = 8
+
+skus = cast(Table, Sku.__table__)
+
+
+@dataclass(frozen=True)
+class StockLine:
+    """One line of an allocation requested by another domain."""
+
+    sku_id: int
+    quantity: int
+    location_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A validated line: the SKU exists and is live, the location exists."""
+
+    sku_id: int
+    sku: str
+    quantity: int
+    location_id: int | None
+
+
+@dataclass(frozen=True)
+class LineView:
+    sku_id: int
+    sku: str
+    quantity: int
+    location_id: int
+    location: str
+
+
+@dataclass(frozen=True)
+class ReservationView:
+    """A hold or allocation with its lines, as the API shows it."""
+
+    reservation: Reservation
+    lines: list[LineView]
+    created: bool = False
+
+
+@contextmanager
+def _lock_conflicts_are_retryable() -> Iterator[None]:
+    """A deadlock or serialization failure aborts the transaction; report it as the
+    retryable conflict it is rather than as an unexpected error."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_retryable(exc):
+            raise RetryableError(
+                "The stock changed concurrently and this request lost; retry it."
+            ) from exc
+        raise
+
+
+# --- resolving input ---------------------------------------------------------------------
+
+
+def _check_shape(count: int, quantities: Sequence[int], sku_keys: Sequence[object]) -> None:
+    if count == 0:
+        raise ValidationFailed.field(["items"], "at least one line is required")
+    if count > MAX_LINES:
+        raise ValidationFailed.field(["items"], f"at most {MAX_LINES} lines per request")
+    for index, quantity in enumerate(quantities):
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise ValidationFailed.field(
+                ["items", index, "quantity"], f"quantity must be 1 to {MAX_QUANTITY}"
+            )
+    seen: set[object] = set()
+    for index, key in enumerate(sku_keys):
+        if key in seen:
+            raise ValidationFailed.field(
+                ["items", index, "sku"], "the same SKU appears twice in one request"
+            )
+        seen.add(key)
+
+
+async def _locations_by_code(session: AsyncSession, codes: set[str]) -> dict[str, int]:
+    if not codes:
+        return {}
+    rows = await session.execute(select(Location.code, Location.id).where(Location.code.in_(codes)))
+    return {row.code: row.id for row in rows}
+
+
+async def resolve_location(session: AsyncSession, code: str, loc: Sequence[str | int]) -> int:
+    found = await _locations_by_code(session, {code.upper()})
+    if code.upper() not in found:
+        raise ValidationFailed.field(loc, f"unknown location {code.upper()!r}")
+    return found[code.upper()]
+
+
+async def resolve_items(
+    session: AsyncSession, items: Sequence[tuple[str, int, str | None]]
+) -> list[_Line]:
+    """Validate `(sku code, quantity, location code)` lines; the result is in SKU-id order."""
+    codes = [code.upper() for code, _, _ in items]
+    _check_shape(len(items), [quantity for _, quantity, _ in items], codes)
+    rows = await session.execute(
+        select(skus.c.code, skus.c.id, skus.c.is_deleted).where(skus.c.code.in_(codes))
+    )
+    found = {row.code: row for row in rows}
+    location_ids = await _locations_by_code(
+        session, {location.upper() for _, _, location in items if location is not None}
+    )
+    lines = []
+    for index, (code, quantity, location) in enumerate(items):
+        sku = found.get(code.upper())
+        if sku is None or sku.is_deleted:
+            state = "deleted" if sku is not None else "unknown"
+            raise ValidationFailed.field(["items", index, "sku"], f"{state} SKU {code.upper()!r}")
+        location_id = None
+        if location is not None:
+            location_id = location_ids.get(location.upper())
+            if location_id is None:
+                raise ValidationFailed.field(
+                    ["items", index, "location"], f"unknown location {location.upper()!r}"
+                )
+        lines.append(_Line(sku.id, sku.code, quantity, location_id))
+    return sorted(lines, key=lambda line: line.sku_id)
+
+
+async def _resolve_stock_lines(session: AsyncSession, lines: Sequence[StockLine]) -> list[_Line]:
+    _check_shape(len(lines), [line.quantity for line in lines], [line.sku_id for line in lines])
+    rows = await session.execute(
+        select(skus.c.id, skus.c.code, skus.c.is_deleted).where(
+            skus.c.id.in_([line.sku_id for line in lines])
+        )
+    )
+    found = {row.id: row for row in rows}
+    wanted_locations = {line.location_id for line in lines if line.location_id is not None}
+    known_locations = set()
+    if wanted_locations:
+        known_locations = set(
+            (
+                await session.execute(select(Location.id).where(Location.id.in_(wanted_locations)))
+            ).scalars()
+        )
+    resolved = []
+    for index, line in enumerate(lines):
+        sku = found.get(line.sku_id)
+        if sku is None or sku.is_deleted:
+            state = "deleted" if sku is not None else "unknown"
+            raise ValidationFailed.field(["items", index, "sku"], f"{state} SKU {line.sku_id}")
+        if line.location_id is not None and line.location_id not in known_locations:
+            raise ValidationFailed.field(
+                ["items", index, "location"], f"unknown location {line.location_id}"
+            )
+        resolved.append(_Line(sku.id, sku.code, line.quantity, line.location_id))
+    return sorted(resolved, key=lambda line: line.sku_id)
+
+
+# --- reading reservations ----------------------------------------------------------------
+
+
+async def _line_views(
+    session: AsyncSession, reservation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[LineView]]:
+    """The lines of several reservations, in one statement."""
+    views: dict[uuid.UUID, list[LineView]] = {rid: [] for rid in reservation_ids}
+    if not reservation_ids:
+        return views
+    rows = await session.execute(
+        select(
+            ReservationLine.reservation_id,
+            ReservationLine.sku_id,
+            skus.c.code,
+            ReservationLine.quantity,
+            ReservationLine.location_id,
+            Location.code,
+        )
+        .join(skus, skus.c.id == ReservationLine.sku_id)
+        .join(Location, Location.id == ReservationLine.location_id)
+        .where(ReservationLine.reservation_id.in_(reservation_ids))
+        .order_by(ReservationLine.reservation_id, ReservationLine.sku_id)
+    )
+    for rid, sku_id, sku_code, quantity, location_id, location_code in rows:
+        views[rid].append(LineView(sku_id, sku_code, quantity, location_id, location_code))
+    return views
+
+
+async def get_reservation(session: AsyncSession, reservation_id: uuid.UUID) -> ReservationView:
+    reservation = await session.get(Reservation, reservation_id)
+    if reservation is None:
+        raise NotFound("No such hold or allocation.")
+    lines = await _line_views(session, [reservation_id])
+    return ReservationView(reservation, lines[reservation_id])
+
+
+async def views_of(
+    session: AsyncSession, reservations: Sequence[Reservation]
+) -> list[ReservationView]:
+    lines = await _line_views(session, [reservation.id for reservation in reservations])
+    return [ReservationView(reservation, lines[reservation.id]) for reservation in reservations]
+
+
+# --- creating holds and allocations ------------------------------------------------------
+
+
+async def _reserve(
+    session: AsyncSession,
+    lines: Sequence[_Line],
+    *,
+    status: ReservationStatus,
+    expires_at: datetime | None,
+    locking: LockingStrategy,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None,
+    actor_id: int | None,
+    optimistic_retries: int,
+) -> ReservationView:
+    now = utcnow()
+    reservation_id = uuid.uuid4()
+    # The unique client token decides between concurrent duplicates: the loser's insert
+    # does nothing (after waiting for the winner to commit) and it returns the winner's.
+    insert = (
+        stock.dialect_insert(session, Reservation)
+        .values(
+            id=reservation_id,
+            client_token=client_token,
+            request_fingerprint=request_fingerprint,
+            status=status.value,
+            expires_at=expires_at,
+            reference=reference,
+            created_by=actor_id,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["client_token"])
+        .returning(Reservation)
+    )
+    reservation = (await session.scalars(insert)).one_or_none()
+    if reservation is None:
+        existing = (
+            await session.scalars(
+                select(Reservation).where(Reservation.client_token == client_token)
+            )
+        ).one()
+        if existing.request_fingerprint != request_fingerprint:
+            raise IdempotencyKeyReused(
+                "This client_token was already used with a different request body."
+            )
+        existing_lines = await _line_views(session, [existing.id])
+        return ReservationView(existing, existing_lines[existing.id], created=False)
+
+    is_hold = status is ReservationStatus.HELD
+    kind = MovementKind.HOLD if is_hold else MovementKind.ALLOCATE
+    entry = stock.Entry(
+        kind=kind.value, created_at=now, reference=str(reservation_id), actor_id=actor_id
+    )
+    requests = [
+        stock.ClaimRequest(
+            stock.Claim(
+                line.sku_id,
+                line.quantity,
+                stock.Deltas(reserved=line.quantity)
+                if is_hold
+                else stock.Deltas(allocated=line.quantity),
+                line.location_id,
+            ),
+            entry,
+            reservation_id,
+        )
+        for line in lines
+    ]
+    written = await _claim_reclaiming_expired(
+        session, requests, locking, now=now, optimistic_retries=optimistic_retries
+    )
+    codes = {line.sku_id: line.sku for line in lines}
+    shortages = [result for result in written if isinstance(result, stock.Shortage)]
+    if shortages:
+        INSUFFICIENT_STOCK.inc()
+        raise InsufficientStock(
+            [
+                {
+                    "sku": codes[short.sku_id],
+                    "requested": short.requested,
+                    "available": short.available,
+                }
+                for short in shortages
+            ]
+        )
+    (HOLDS_CREATED if is_hold else ALLOCATIONS_CREATED).inc()
+    views = [
+        LineView(w.sku_id, codes[w.sku_id], line.quantity, w.location_id, w.location_code)
+        for w, line in zip(written, lines, strict=True)
+        if isinstance(w, stock.Written)
+    ]
+    return ReservationView(reservation, views, created=True)
+
+
+async def _claim_reclaiming_expired(
+    session: AsyncSession,
+    requests: Sequence[stock.ClaimRequest],
+    locking: LockingStrategy,
+    *,
+    now: datetime,
+    optimistic_retries: int,
+) -> list[stock.Written | stock.Shortage]:
+    """Claim every line; lines that come up short get a second try after the expired holds
+    on their SKUs are reclaimed in this same transaction."""
+    results = await stock.claim_all(
+        session, requests, locking, optimistic_retries=optimistic_retries
+    )
+    short = [i for i, result in enumerate(results) if isinstance(result, stock.Shortage)]
+    if not short:
+        return results
+    reclaimed = await expire_due_holds(
+        session, now=now, sku_ids=sorted({requests[i].claim.sku_id for i in short})
+    )
+    if not reclaimed:
+        return results
+    HOLDS_EXPIRED.inc(reclaimed)
+    retried = await stock.claim_all(
+        session, [requests[i] for i in short], locking, optimistic_retries=optimistic_retries
+    )
+    for i, result in zip(short, retried, strict=True):
+        results[i] = result
+    return results
+
+
+async def create_hold(
+    session: AsyncSession,
+    items: Sequence[tuple[str, int, str | None]],
+    *,
+    ttl_seconds: int,
+    locking: LockingStrategy,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None = None,
+    actor_id: int | None = None,
+    optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+) -> ReservationView:
+    """Hold every `(sku code, quantity, location code)` line or none; idempotent by
+    `client_token` (`created` tells a new hold from a replayed one)."""
+    with _lock_conflicts_are_retryable():
+        lines = await resolve_items(session, items)
+        return await _reserve(
+            session,
+            lines,
+            status=ReservationStatus.HELD,
+            expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+            locking=locking,
+            client_token=client_token,
+            request_fingerprint=request_fingerprint,
+            reference=reference,
+            actor_id=actor_id,
+            optimistic_retries=optimistic_retries,
+        )
+
+
+async def create_allocation(
+    session: AsyncSession,
+    items: Sequence[tuple[str, int, str | None]],
+    *,
+    locking: LockingStrategy,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None = None,
+    actor_id: int | None = None,
+    optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+) -> ReservationView:
+    """Like `create_hold`, straight to `allocated` and without expiry."""
+    with _lock_conflicts_are_retryable():
+        lines = await resolve_items(session, items)
+        return await _reserve(
+            session,
+            lines,
+            status=ReservationStatus.ALLOCATED,
+            expires_at=None,
+            locking=locking,
+            client_token=client_token,
+            request_fingerprint=request_fingerprint,
+            reference=reference,
+            actor_id=actor_id,
+            optimistic_retries=optimistic_retries,
+        )
+
+
+async def allocate_stock(
+    session: AsyncSession,
+    lines: Sequence[StockLine],
+    *,
+    locking: LockingStrategy,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None = None,
+    actor_id: int | None = None,
+    optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+) -> Reservation:
+    """Allocate every line or none (status `allocated`), for orders and checkout.
+
+    Raises `InsufficientStock` listing every short line (by SKU code), `ValidationFailed`
+    for unknown or deleted SKUs, and `IdempotencyKeyReused` when `client_token` was used
+    with another fingerprint; the same token and fingerprint return the existing one.
+    """
+    with _lock_conflicts_are_retryable():
+        resolved = await _resolve_stock_lines(session, lines)
+        view = await _reserve(
+            session,
+            resolved,
+            status=ReservationStatus.ALLOCATED,
+            expires_at=None,
+            locking=locking,
+            client_token=client_token,
+            request_fingerprint=request_fingerprint,
+            reference=reference,
+            actor_id=actor_id,
+            optimistic_retries=optimistic_retries,
+        )
+        return view.reservation
+
+
+# --- status changes ----------------------------------------------------------------------
+
+
+async def _transition(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    *,
+    source: ReservationStatus,
+    target: ReservationStatus,
+    kind: MovementKind,
+    deltas_per_unit: stock.Deltas,
+    actor_id: int | None,
+    reason: str | None = None,
+    now: datetime | None = None,
+    unexpired: bool = False,
+) -> Reservation | None:
+    """Move a reservation from `source` to `target` and its stock with it.
+
+    The conditional status update is what serialises concurrent changes of one
+    reservation: only one of them matches. None when the reservation was not in `source`
+    (or, with `unexpired`, had expired)."""
+    now = now or utcnow()
+    change = (
+        update(Reservation)
+        .where(Reservation.id == reservation_id, Reservation.status == source.value)
+        .values(status=target.value, updated_at=now)
+        .returning(Reservation)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    if unexpired:
+        change = change.where(Reservation.expires_at > now)
+    reservation = (await session.scalars(change)).one_or_none()
+    if reservation is None:
+        return None
+    lines = (
+        await session.execute(
+            select(ReservationLine.sku_id, ReservationLine.location_id, ReservationLine.quantity)
+            .where(ReservationLine.reservation_id == reservation_id)
+            .order_by(ReservationLine.sku_id, ReservationLine.location_id)
+        )
+    ).all()
+    entry = stock.Entry(
+        kind=kind.value,
+        created_at=now,
+        reason=reason,
+        reference=str(reservation_id),
+        actor_id=actor_id,
+    )
+    for sku_id, location_id, quantity in lines:
+        deltas = stock.Deltas(
+            on_hand=deltas_per_unit.on_hand * quantity,
+            reserved=deltas_per_unit.reserved * quantity,
+            allocated=deltas_per_unit.allocated * quantity,
+        )
+        await stock.shift(session, sku_id, location_id, deltas, entry)
+    return reservation
+
+
+async def _current(session: AsyncSession, reservation_id: uuid.UUID) -> Reservation:
+    reservation = (
+        await session.scalars(
+            select(Reservation)
+            .where(Reservation.id == reservation_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if reservation is None:
+        raise NotFound("No such hold or allocation.")
+    return reservation
+
+
+def _refuse(reservation: Reservation, action: str) -> InvalidTransition:
+    return InvalidTransition(f"Cannot {action} a reservation that is {reservation.status}.")
+
+
+async def convert_hold(
+    session: AsyncSession, reservation_id: uuid.UUID, *, actor_id: int | None = None
+) -> Reservation:
+    """Turn a live hold into an allocation (same id). A hold past `expires_at` is expired
+    instead and its stock returned: the result then has status `expired`, and the caller
+    commits that and answers 409 `hold_expired`."""
+    with _lock_conflicts_are_retryable():
+        now = utcnow()
+        converted = await _transition(
+            session,
+            reservation_id,
+            source=ReservationStatus.HELD,
+            target=ReservationStatus.ALLOCATED,
+            kind=MovementKind.CONVERT,
+            deltas_per_unit=stock.Deltas(reserved=-1, allocated=1),
+            actor_id=actor_id,
+            now=now,
+            unexpired=True,
+        )
+        if converted is not None:
+            HOLDS_CONVERTED.inc()
+            return converted
+        expired = await _transition(
+            session,
+            reservation_id,
+            source=ReservationStatus.HELD,
+            target=ReservationStatus.EXPIRED,
+            kind=MovementKind.EXPIRE,
+            deltas_per_unit=stock.Deltas(reserved=-1),
+            actor_id=actor_id,
+            reason="expired",
+            now=now,
+        )
+        if expired is not None:
+            HOLDS_EXPIRED.inc()
+            return expired
+        current = await _current(session, reservation_id)
+        if current.status in (ReservationStatus.ALLOCATED, ReservationStatus.EXPIRED):
+            return current
+        raise _refuse(current, "convert")
+
+
+async def release_hold(
+    session: AsyncSession, reservation_id: uuid.UUID, *, actor_id: int | None = None
+) -> Reservation:
+    """Give a held reservation's stock back (status `released`)."""
+    with _lock_conflicts_are_retryable():
+        released = await _transition(
+            session,
+            reservation_id,
+            source=ReservationStatus.HELD,
+            target=ReservationStatus.RELEASED,
+            kind=MovementKind.RELEASE,
+            deltas_per_unit=stock.Deltas(reserved=-1),
+            actor_id=actor_id,
+        )
+        if released is not None:
+            HOLDS_RELEASED.inc()
+            return released
+        current = await _current(session, reservation_id)
+        if current.status == ReservationStatus.RELEASED:
+            return current
+        raise _refuse(current, "release")
+
+
+async def fulfil_allocation(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    *,
+    locking: LockingStrategy,
+    actor_id: int | None = None,
+) -> Reservation:
+    """Ship an allocation: `on_hand` and `allocated` drop (status `fulfilled`). Fulfilling
+    a fulfilled allocation returns it unchanged; from any other status: InvalidTransition."""
+    with _lock_conflicts_are_retryable():
+        fulfilled = await _transition(
+            session,
+            reservation_id,
+            source=ReservationStatus.ALLOCATED,
+            target=ReservationStatus.FULFILLED,
+            kind=MovementKind.FULFIL,
+            deltas_per_unit=stock.Deltas(on_hand=-1, allocated=-1),
+            actor_id=actor_id,
+        )
+        if fulfilled is not None:
+            return fulfilled
+        current = await _current(session, reservation_id)
+        if current.status == ReservationStatus.FULFILLED:
+            return current
+        raise _refuse(current, "fulfil")
+
+
+async def cancel_allocation(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    *,
+    locking: LockingStrategy,
+    actor_id: int | None = None,
+) -> Reservation:
+    """Return an allocation's stock to `available` (status `cancelled`). Cancelling a
+    cancelled allocation returns it unchanged; from any other status: InvalidTransition."""
+    with _lock_conflicts_are_retryable():
+        cancelled = await _transition(
+            session,
+            reservation_id,
+            source=ReservationStatus.ALLOCATED,
+            target=ReservationStatus.CANCELLED,
+            kind=MovementKind.CANCEL,
+            deltas_per_unit=stock.Deltas(allocated=-1),
+            actor_id=actor_id,
+        )
+        if cancelled is not None:
+            return cancelled
+        current = await _current(session, reservation_id)
+        if current.status == ReservationStatus.CANCELLED:
+            return current
+        raise _refuse(current, "cancel")
+
+
+# --- adjustments and locations -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    written: stock.Written
+    sku: str
+    entry: stock.Entry
+    deltas: stock.Deltas
+
+
+RECEIVING_REASONS = frozenset({"receive"})
+
+
+async def adjust_stock(
+    session: AsyncSession,
+    sku_code: str,
+    *,
+    delta: int,
+    reason: str,
+    location_code: str | None = None,
+    note: str | None = None,
+    actor_id: int | None = None,
+    locking: LockingStrategy,
+    optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+) -> Adjustment:
+    """Add (`delta` > 0) or remove stock. Without a location, stock is received at the
+    highest-priority location and removed from the highest-priority one that has enough.
+    A removal that would take `available` below zero raises InsufficientStock."""
+    with _lock_conflicts_are_retryable():
+        sku = (
+            await session.execute(
+                select(skus.c.id, skus.c.code).where(skus.c.code == sku_code.upper())
+            )
+        ).one_or_none()
+        if sku is None:
+            raise NotFound(f"No SKU {sku_code.upper()!r}.")
+        location_id = (
+            await resolve_location(session, location_code, ["body", "location"])
+            if location_code is not None
+            else None
+        )
+        now = utcnow()
+        kind = (
+            MovementKind.RECEIVE
+            if reason in RECEIVING_REASONS and delta > 0
+            else MovementKind.ADJUST
+        )
+        entry = stock.Entry(
+            kind=kind.value, created_at=now, reason=reason, note=note, actor_id=actor_id
+        )
+        deltas = stock.Deltas(on_hand=delta)
+        if delta > 0:
+            if location_id is None:
+                location_id = await default_location_id(session)
+            written = await stock.receive(session, sku.id, location_id, delta, entry)
+            return Adjustment(written, sku.code, entry, deltas)
+        request = stock.ClaimRequest(stock.Claim(sku.id, -delta, deltas, location_id), entry)
+        (result,) = await _claim_reclaiming_expired(
+            session, [request], locking, now=now, optimistic_retries=optimistic_retries
+        )
+        if isinstance(result, stock.Shortage):
+            INSUFFICIENT_STOCK.inc()
+            raise InsufficientStock(
+                [{"sku": sku.code, "requested": result.requested, "available": result.available}],
+                detail="The removal would take available stock below zero.",
+            )
+        return Adjustment(result, sku.code, entry, deltas)
+
+
+async def default_location_id(session: AsyncSession) -> int:
+    """Where stock goes when no location is named: the highest-priority active one."""
+    location_id = (
+        await session.execute(
+            select(Location.id)
+            .where(Location.is_active)
+            .order_by(Location.priority.desc(), Location.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if location_id is None:
+        raise Conflict("There is no active location to receive stock into.")
+    return location_id
+
+
+async def create_location(
+    session: AsyncSession, *, code: str, name: str, priority: int
+) -> Location:
+    insert: Any = (
+        stock.dialect_insert(session, Location)
+        .values(code=code.upper(), name=name, priority=priority, is_active=True)
+        .on_conflict_do_nothing(index_elements=["code"])
+        .returning(Location)
+    )
+    location = (await session.scalars(insert)).one_or_none()
+    if location is None:
+        raise Conflict(f"A location with code {code.upper()!r} already exists.")
+    return location

@@ -1,0 +1,75 @@
+"""Fixtures of the inventory tests: SKUs to stock, and a shortcut to receive stock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import insert
+
+from storekeeper.catalog.models import Category, Product, Sku
+from storekeeper.config import LockingStrategy
+from storekeeper.db import Database
+from storekeeper.inventory import service
+
+SkuFactory = Callable[..., Awaitable[int]]
+Receiver = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def make_sku(db: Database) -> SkuFactory:
+    """Create a live SKU (with a product and category on first use); returns its id."""
+    product_ids: list[int] = []
+
+    async def _make(code: str, *, deleted: bool = False) -> int:
+        async with db.transaction() as session:
+            if not product_ids:
+                category_id = (
+                    await session.execute(
+                        insert(Category)
+                        .values(name="Stock", path="/", depth=0)
+                        .returning(Category.id)
+                    )
+                ).scalar_one()
+                product_ids.append(
+                    (
+                        await session.execute(
+                            insert(Product)
+                            .values(name="Stocked product", category_id=category_id)
+                            .returning(Product.id)
+                        )
+                    ).scalar_one()
+                )
+            return (
+                await session.execute(
+                    insert(Sku)
+                    .values(
+                        code=code.upper(),
+                        product_id=product_ids[0],
+                        price_cents=1000,
+                        currency="USD",
+                        is_deleted=deleted,
+                    )
+                    .returning(Sku.id)
+                )
+            ).scalar_one()
+
+    return _make
+
+
+@pytest.fixture
+def receive(db: Database) -> Receiver:
+    """Receive stock through the service (as a warehouse would)."""
+
+    async def _receive(code: str, quantity: int, location: str | None = None) -> None:
+        async with db.transaction() as session:
+            await service.adjust_stock(
+                session,
+                code,
+                delta=quantity,
+                reason="receive",
+                location_code=location,
+                locking=LockingStrategy.ATOMIC,
+            )
+
+    return _receive
