@@ -1,5 +1,128 @@
-"""Staff pages under /admin."""
+"""Staff pages under /admin: sign-in, dashboard, and the static files they use.
 
-from fastapi import APIRouter
+Handlers are thin: check who is asking (dependencies), run a unit of work that calls the
+domain services, render a template. Changes are posted as forms and answered with a
+redirect (POST, redirect, GET), so reloading a page never repeats a change.
+"""
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse
+from starlette.responses import Response
+
+from storekeeper.db import DatabaseDep, utcnow
+from storekeeper.errors import NotFound
+from storekeeper.web import charts, dashboard
+from storekeeper.web.dependencies import (
+    SIGN_IN_PATH,
+    SignInForm,
+    StaffForm,
+    StaffUser,
+    is_safe_next,
+)
+from storekeeper.web.routing import WebRoute
+from storekeeper.web.security import SESSION_COOKIE, clear_cookie, set_flash, start_session
+from storekeeper.web.sign_in import SignInRefused, authenticate_staff
+from storekeeper.web.templating import STATIC_DIR, render, settings_of
+
+router = APIRouter(prefix="/admin", include_in_schema=False, route_class=WebRoute)
+
+STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
+HOME_PATH = "/admin"
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+@router.get("/static/{name}")
+async def static_file(name: str) -> Response:
+    if name not in STATIC_FILES:
+        raise NotFound("There is no such file.")
+    return FileResponse(
+        STATIC_DIR / name,
+        media_type=STATIC_FILES[name],
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request, next: str = HOME_PATH) -> Response:
+    return render(request, "sign_in.html", {"next": next, "email": "", "errors": {}})
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request, db: DatabaseDep, form: SignInForm) -> Response:
+    email = str(form.get("email") or "").strip()
+    password = str(form.get("password") or "")
+    next_path = str(form.get("next") or HOME_PATH)
+    errors: dict[str, str] = {}
+    if not email:
+        errors["email"] = "Enter your email address."
+    if not password:
+        errors["password"] = "Enter your password."
+    if not errors:
+        try:
+            user = await db.run(lambda session: authenticate_staff(session, email, password))
+        except SignInRefused as refused:
+            errors["form"] = refused.message
+    if errors:
+        context = {"next": next_path, "email": email, "errors": errors}
+        return render(request, "sign_in.html", context, status_code=400)
+    response = see_other(next_path if is_safe_next(next_path) else HOME_PATH)
+    start_session(response, settings_of(request), user.id)
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, _form: StaffForm) -> Response:
+    response = see_other(SIGN_IN_PATH)
+    settings = settings_of(request)
+    clear_cookie(response, settings, SESSION_COOKIE)
+    set_flash(response, settings, "You are signed out.")
+    return response
+
+
+@router.get("")
+async def dashboard_page(
+    request: Request,
+    user: StaffUser,
+    db: DatabaseDep,
+    threshold: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+) -> Response:
+    if threshold is None:
+        threshold = settings_of(request).low_stock_threshold
+    today = utcnow().date()
+    async with db.transaction(write=False) as session:
+        figures = await dashboard.summary(session)
+        low = await dashboard.low_stock(session, threshold)
+        movements = await dashboard.recent_movements(session)
+        flow = await dashboard.daily_flow(session, today)
+    chart = charts.bar_chart(
+        flow.days,
+        [
+            charts.Series("Received", flow.received, "chart-received"),
+            charts.Series("Shipped", flow.shipped, "chart-shipped"),
+        ],
+        title="Units received and shipped per day, last 30 days",
+        description=(
+            f"{sum(flow.received):,} units received and {sum(flow.shipped):,} shipped "
+            f"between {flow.days[0]:%Y-%m-%d} and {flow.days[-1]:%Y-%m-%d}."
+        ),
+        chart_id="flow",
+    )
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "figures": figures,
+            "low_stock": low,
+            "threshold": threshold,
+            "movements": movements,
+            "flow": flow,
+            "chart": chart,
+        },
+    )

@@ -1,0 +1,101 @@
+"""Who is signed in to the staff pages, and the CSRF check of every form they post.
+
+The user named by the session cookie is re-read from the database on every request, in its
+own short read-only unit of work, so a deactivation or a role change takes effect on the
+next click. Pages run their own units of work after that (`Database.transaction` or
+`Database.run`), so a refused change rolls back before the form is shown again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+
+from storekeeper.accounts.dependencies import is_staff
+from storekeeper.accounts.models import User
+from storekeeper.db import DatabaseDep
+from storekeeper.errors import Forbidden
+from storekeeper.web.security import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    SIGN_IN_NONCE_COOKIE,
+    csrf_token_is_valid,
+    read_session,
+)
+from storekeeper.web.templating import settings_of
+
+SIGN_IN_PATH = "/admin/sign-in"
+
+
+class SignInRequired(Exception):
+    """Sends the browser to the sign-in page, with a message when there is one to give."""
+
+    def __init__(self, next_path: str | None = None, message: str | None = None) -> None:
+        self.next_path = next_path
+        self.message = message
+        super().__init__(message or "sign-in required")
+
+    def location(self) -> str:
+        if self.next_path and is_safe_next(self.next_path):
+            return f"{SIGN_IN_PATH}?{urlencode({'next': self.next_path})}"
+        return SIGN_IN_PATH
+
+
+class CsrfRejected(Forbidden):
+    default_detail = (
+        "This form could not be accepted: it has expired or did not come from these pages. "
+        "Go back, reload the page and try again."
+    )
+
+
+def is_safe_next(path: str) -> bool:
+    """Only paths inside the staff pages: never another site (`//evil`, `https://…`)."""
+    return (
+        path.startswith("/admin")
+        and not path.startswith("//")
+        and "\\" not in path
+        and path.isprintable()
+    )
+
+
+async def get_staff_user(request: Request, db: DatabaseDep) -> User:
+    settings = settings_of(request)
+    web_session = read_session(settings, request.cookies.get(SESSION_COOKIE))
+    next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if web_session is None:
+        raise SignInRequired(next_path if request.method == "GET" else None)
+    async with db.transaction(write=False) as session:
+        user = await session.get(User, web_session.user_id)
+    if user is None or not user.is_active:
+        raise SignInRequired(message="Your account is no longer active. Ask an administrator.")
+    if not is_staff(user):
+        raise SignInRequired(message="These pages are for staff; your account cannot use them.")
+    request.state.web_session = web_session
+    request.state.user = user
+    return user
+
+
+StaffUser = Annotated[User, Depends(get_staff_user)]
+
+
+async def _verified_form(request: Request, binding: str | None) -> FormData:
+    form = await request.form()
+    if not csrf_token_is_valid(settings_of(request), binding, form.get(CSRF_FIELD)):
+        raise CsrfRejected()
+    return form
+
+
+async def get_staff_form(request: Request, _user: StaffUser) -> FormData:
+    """The posted form of a signed-in staff member, once its CSRF token checks out."""
+    return await _verified_form(request, request.state.web_session.session_id)
+
+
+async def get_sign_in_form(request: Request) -> FormData:
+    return await _verified_form(request, request.cookies.get(SIGN_IN_NONCE_COOKIE))
+
+
+StaffForm = Annotated[FormData, Depends(get_staff_form)]
+SignInForm = Annotated[FormData, Depends(get_sign_in_form)]

@@ -1,0 +1,74 @@
+"""The route class of the staff pages: errors become HTML pages, never problem+json, and
+every response carries the headers a page needs (CSP, no caching, no framing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+
+from storekeeper.errors import StorekeeperError
+from storekeeper.web.dependencies import SignInRequired
+from storekeeper.web.security import SESSION_COOKIE, clear_cookie, set_flash
+from storekeeper.web.templating import render, settings_of
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def error_page(request: Request, status: int, detail: str) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"status": status, "title": HTTPStatus(status).phrase, "detail": detail},
+        status_code=status,
+    )
+
+
+def _sign_in_redirect(request: Request, exc: SignInRequired) -> Response:
+    response = RedirectResponse(exc.location(), status_code=303)
+    if exc.message:
+        settings = settings_of(request)
+        set_flash(response, settings, exc.message)
+        clear_cookie(response, settings, SESSION_COOKIE)
+    return response
+
+
+def _validation_page(request: Request, exc: RequestValidationError) -> Response:
+    if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+        return error_page(request, 404, "There is no such page.")
+    return error_page(request, 400, "The address of this page is not valid.")
+
+
+class WebRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_page(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except SignInRequired as exc:
+                response = _sign_in_redirect(request, exc)
+            except StorekeeperError as exc:
+                response = error_page(request, exc.status_code, exc.detail)
+            except RequestValidationError as exc:
+                response = _validation_page(request, exc)
+            for name, value in PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return handle_page

@@ -1,0 +1,143 @@
+"""The staff pages' session cookie, CSRF tokens and one-shot flash messages.
+
+The session cookie holds a signed JWT whose `typ` differs from API access tokens, so
+neither kind of token is accepted in place of the other. It names the user and carries a
+random session id (`sid`); the CSRF token of every form is an HMAC of that id, so it is
+bound to the session and useless to anyone who does not hold the cookie. Before sign-in
+the binding is a random nonce kept in its own cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from starlette.responses import Response
+
+from storekeeper.accounts.security import JWT_ALGORITHM
+from storekeeper.config import Environment, Settings
+from storekeeper.db import utcnow
+
+SESSION_COOKIE = "storekeeper_session"
+SIGN_IN_NONCE_COOKIE = "storekeeper_sign_in"
+FLASH_COOKIE = "storekeeper_flash"
+COOKIE_PATH = "/admin"
+
+SESSION_TOKEN_TYPE = "web_session"
+FLASH_TOKEN_TYPE = "web_flash"
+SESSION_TTL = timedelta(hours=12)
+FLASH_TTL = timedelta(minutes=5)
+
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class WebSession:
+    user_id: int
+    session_id: str
+
+
+def _set_cookie(response: Response, settings: Settings, name: str, value: str, ttl: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=ttl,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=settings.env is Environment.PRODUCTION,
+    )
+
+
+def clear_cookie(response: Response, settings: Settings, name: str) -> None:
+    response.delete_cookie(
+        name,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=settings.env is Environment.PRODUCTION,
+    )
+
+
+def _encode(settings: Settings, claims: dict[str, Any], ttl: timedelta) -> str:
+    now = utcnow()
+    claims = {**claims, "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp())}
+    return jwt.encode(claims, settings.signing_key, algorithm=JWT_ALGORITHM)
+
+
+def _decode(settings: Settings, token: str, token_type: str) -> dict[str, Any] | None:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.signing_key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat", "typ"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    if claims.get("typ") != token_type:
+        return None
+    return claims
+
+
+def start_session(response: Response, settings: Settings, user_id: int) -> None:
+    token = _encode(
+        settings,
+        {"sub": str(user_id), "typ": SESSION_TOKEN_TYPE, "sid": secrets.token_urlsafe(24)},
+        SESSION_TTL,
+    )
+    _set_cookie(response, settings, SESSION_COOKIE, token, int(SESSION_TTL.total_seconds()))
+    clear_cookie(response, settings, SIGN_IN_NONCE_COOKIE)
+
+
+def read_session(settings: Settings, cookie: str | None) -> WebSession | None:
+    """The session inside a cookie, or None when it is missing, forged or expired."""
+    if not cookie:
+        return None
+    claims = _decode(settings, cookie, SESSION_TOKEN_TYPE)
+    if claims is None:
+        return None
+    subject, session_id = claims.get("sub"), claims.get("sid")
+    if not isinstance(subject, str) or not subject.isdecimal() or not isinstance(session_id, str):
+        return None
+    return WebSession(user_id=int(subject), session_id=session_id)
+
+
+def new_sign_in_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def keep_sign_in_nonce(response: Response, settings: Settings, nonce: str) -> None:
+    _set_cookie(response, settings, SIGN_IN_NONCE_COOKIE, nonce, int(SESSION_TTL.total_seconds()))
+
+
+def csrf_token(settings: Settings, binding: str) -> str:
+    """The form token for a session id (or a pre-sign-in nonce)."""
+    return hmac.new(
+        settings.signing_key.encode(), f"csrf:{binding}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def csrf_token_is_valid(settings: Settings, binding: str | None, submitted: object) -> bool:
+    if not binding or not isinstance(submitted, str) or not submitted:
+        return False
+    return hmac.compare_digest(csrf_token(settings, binding).encode(), submitted.encode())
+
+
+def set_flash(response: Response, settings: Settings, message: str) -> None:
+    """A message shown once on the next page, e.g. after a redirect that follows a POST."""
+    token = _encode(settings, {"typ": FLASH_TOKEN_TYPE, "msg": message}, FLASH_TTL)
+    _set_cookie(response, settings, FLASH_COOKIE, token, int(FLASH_TTL.total_seconds()))
+
+
+def read_flash(settings: Settings, cookie: str | None) -> str | None:
+    if not cookie:
+        return None
+    claims = _decode(settings, cookie, FLASH_TOKEN_TYPE)
+    message = claims.get("msg") if claims else None
+    return message if isinstance(message, str) else None

@@ -1,0 +1,156 @@
+"""The dashboard's figures, low-stock list, recent movements and chart (no browser)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import httpx
+from sqlalchemy import select
+
+from storekeeper.accounts.models import User
+from storekeeper.catalog.models import Category, Product, Sku
+from storekeeper.db import Database, utcnow
+from storekeeper.inventory.models import (
+    Location,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    StockMovement,
+)
+from storekeeper.web import charts
+from storekeeper.web.dashboard import chart_days
+from tests.web.conftest import SignIn
+
+
+async def _shop_with_ledger(db: Database) -> None:
+    """Two SKUs at MAIN with ledger rows written as the inventory service writes them."""
+    now = utcnow()
+    async with db.transaction() as session:
+        main = await session.scalar(select(Location).where(Location.code == "MAIN"))
+        assert main is not None
+        category = Category(name="Tools", path="/", depth=0)
+        session.add(category)
+        await session.flush()
+        category.path = f"/{category.id}/"
+        product = Product(name="Hammer", category_id=category.id)
+        session.add(product)
+        await session.flush()
+        plenty = Sku(code="HAMMER-L", product_id=product.id, price_cents=1999, currency="USD")
+        scarce = Sku(code="HAMMER-S", product_id=product.id, price_cents=999, currency="USD")
+        session.add_all([plenty, scarce])
+        await session.flush()
+        session.add_all(
+            [
+                StockLevel(sku_id=plenty.id, location_id=main.id, on_hand=12, allocated=0),
+                StockLevel(sku_id=scarce.id, location_id=main.id, on_hand=3, reserved=1),
+            ]
+        )
+        ledger = [
+            (plenty.id, "receive", 5, 0, 0, "receive", now - timedelta(days=2)),
+            (plenty.id, "receive", 10, 0, 0, "receive", now),
+            (plenty.id, "allocate", 0, 0, 3, None, now),
+            (plenty.id, "fulfil", -3, 0, -3, None, now),
+            (scarce.id, "receive", 4, 0, 0, "receive", now),
+            (scarce.id, "adjust", -1, 0, 0, "damage", now),
+            (scarce.id, "hold", 0, 1, 0, None, now),
+            (plenty.id, "receive", 7, 0, 0, "receive", now - timedelta(days=45)),
+            (plenty.id, "adjust", -7, 0, 0, "loss", now - timedelta(days=44)),
+        ]
+        session.add_all(
+            StockMovement(
+                sku_id=sku_id,
+                location_id=main.id,
+                kind=kind,
+                on_hand_delta=on_hand,
+                reserved_delta=reserved,
+                allocated_delta=allocated,
+                reason=reason,
+                created_at=at,
+            )
+            for sku_id, kind, on_hand, reserved, allocated, reason, at in ledger
+        )
+        session.add_all(
+            Reservation(
+                client_token=token,
+                request_fingerprint="0" * 64,
+                status=ReservationStatus.HELD.value,
+                expires_at=expires_at,
+            )
+            for token, expires_at in (
+                (uuid.uuid4().hex, now + timedelta(minutes=10)),
+                (uuid.uuid4().hex, now - timedelta(minutes=1)),
+            )
+        )
+
+
+async def test_dashboard_shows_figures_low_stock_movements_and_chart(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await _shop_with_ledger(db)
+    await sign_in("staff@example.com")
+    page = (await client.get("/admin")).text
+
+    assert '<dd data-figure="skus">2</dd>' in page
+    assert '<dd data-figure="units-on-hand">15</dd>' in page
+    # The expired hold no longer counts.
+    assert '<dd data-figure="active-holds">1</dd>' in page
+    assert '<dd data-figure="orders-pending">0</dd>' in page
+    # Low stock at the default threshold (5): only HAMMER-S, with 2 available.
+    assert 'href="/admin/stock/HAMMER-S">HAMMER-S</a></td><td>MAIN</td>' in page
+    assert 'href="/admin/stock/HAMMER-L">HAMMER-L</a></td><td>MAIN</td>' not in page
+    # The chart covers 30 days: received 5 + 10 + 4, shipped 3; the 45-day-old row is out.
+    today = utcnow().date()
+    assert f"<title>Received {today:%Y-%m-%d}: 14</title>" in page
+    assert f"<title>Received {today - timedelta(days=2):%Y-%m-%d}: 5</title>" in page
+    assert f"<title>Shipped {today:%Y-%m-%d}: 3</title>" in page
+    assert "19 units received and 3 shipped" in page
+    assert page.count('<td class="nowrap">') == 9
+
+    wider = (await client.get("/admin?threshold=20")).text
+    assert 'href="/admin/stock/HAMMER-L">HAMMER-L</a></td><td>MAIN</td>' in wider
+
+
+async def test_dashboard_threshold_out_of_range_is_a_clear_page(
+    client: httpx.AsyncClient, sign_in: SignIn, staff_user: User
+) -> None:
+    await sign_in("staff@example.com")
+    for value in ("-1", "10" * 30, "many"):
+        response = await client.get(f"/admin?threshold={value}")
+        assert response.status_code == 400
+        assert "The address of this page is not valid." in response.text
+
+
+def test_chart_days_end_today_and_cover_thirty_days() -> None:
+    days = chart_days(date(2026, 3, 1))
+    assert len(days) == 30
+    assert days[0] == date(2026, 1, 31)
+    assert days[-1] == date(2026, 3, 1)
+
+
+def test_nice_ceiling_gives_round_axis_tops() -> None:
+    assert [charts.nice_ceiling(v) for v in (0, 1, 3, 7, 11, 24, 26, 999, 10**12 + 1)] == [
+        1,
+        1,
+        5,
+        10,
+        20,
+        25,
+        50,
+        1000,
+        2 * 10**12,
+    ]
+
+
+def test_chart_escapes_labels_and_draws_no_bar_for_zero() -> None:
+    svg = charts.bar_chart(
+        [date(2026, 1, 1), date(2026, 1, 2)],
+        [charts.Series("<script>", [0, 4], "chart-received")],
+        title="A & B",
+        description="d",
+        chart_id="c",
+    )
+    assert "<script>" not in svg
+    assert "&lt;script&gt; 2026-01-02: 4" in svg
+    assert "A &amp; B" in svg
+    assert svg.count("<rect") == 1
