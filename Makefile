@@ -20,6 +20,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/storekeeper db upgrade
+	$(BIN)/storekeeper seed --demo
+	@echo "Staff pages: http://$(HOST):$(PORT)/admin  sign in as admin@storekeeper.local / admin-password-123"
 	$(BIN)/storekeeper serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)

@@ -89,7 +89,7 @@ async def summary(session: AsyncSession) -> Summary:
         .where(Reservation.expires_at > utcnow())
     )
     rows = await session.execute(select(Order.status, func.count()).group_by(Order.status))
-    counts = {status: count for status, count in rows}
+    counts: dict[str, int] = dict(rows.all())
     return Summary(
         skus=skus or 0,
         units_on_hand=units or 0,

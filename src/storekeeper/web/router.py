@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
 from starlette.responses import Response
 
+from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.db import DatabaseDep, utcnow
-from storekeeper.errors import NotFound
+from storekeeper.errors import NotFound, RateLimited
 from storekeeper.web import charts, dashboard
 from storekeeper.web.dependencies import (
     SIGN_IN_PATH,
@@ -60,18 +61,32 @@ async def sign_in(request: Request, db: DatabaseDep, form: SignInForm) -> Respon
     password = str(form.get("password") or "")
     next_path = str(form.get("next") or HOME_PATH)
     errors: dict[str, str] = {}
+    status = 400
     if not email:
         errors["email"] = "Enter your email address."
     if not password:
         errors["password"] = "Enter your password."
     if not errors:
+        throttle: LoginThrottle = request.app.state.login_throttle
+        client_address = request.client.host if request.client else "unknown"
         try:
-            user = await db.run(lambda session: authenticate_staff(session, email, password))
+            user = await db.run(
+                lambda session: authenticate_staff(
+                    session,
+                    throttle,
+                    client_address=client_address,
+                    email=email,
+                    password=password,
+                )
+            )
         except SignInRefused as refused:
             errors["form"] = refused.message
+        except RateLimited as limited:
+            errors["form"] = f"{limited.detail} Wait {limited.retry_after} s."
+            status = 429
     if errors:
         context = {"next": next_path, "email": email, "errors": errors}
-        return render(request, "sign_in.html", context, status_code=400)
+        return render(request, "sign_in.html", context, status_code=status)
     response = see_other(next_path if is_safe_next(next_path) else HOME_PATH)
     start_session(response, settings_of(request), user.id)
     return response
