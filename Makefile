@@ -1,20 +1,27 @@
 # Storekeeper developer commands. `make run` serves a demo on http://127.0.0.1:8000;
 # `make test` runs the linters, the type checker and the whole test suite.
+# `make bench` runs the benchmark on the local PostgreSQL (see README "Benchmarks");
+# `make bench-quick` is its short form that CI runs.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 install: $(STAMP)
 
@@ -35,6 +42,15 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# Every scenario and locking strategy at full size (about 10 minutes); the chart of the
+# run also replaces docs/bench.png.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --chart docs/bench.png
+
+# Small sizes and short runs: fails on any oversell or inconsistency, never on speed.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
