@@ -1,4 +1,9 @@
-"""Categories (a materialized-path tree), products and SKUs."""
+"""Categories (a materialized-path tree), products and SKUs.
+
+Full-text search over products: on PostgreSQL a GIN expression index on `SEARCH_VECTOR_SQL`;
+on SQLite an FTS5 table `products_fts` kept in step by triggers (created by the migration,
+because a virtual table has no place in the declarative metadata).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import Base, TimestampMixin
 
+# The PostgreSQL text-search document of a product. Queries must repeat this expression
+# verbatim (a literal configuration, not a bound one) for the planner to use the GIN index.
+SEARCH_VECTOR_SQL = "to_tsvector('english'::regconfig, name || ' ' || coalesce(description, ''))"
+
+# Paths hold only digits and '/', compared byte-wise (collation "C" on PostgreSQL), so a
+# subtree is the index range [path, path with its last '/' replaced by '0').
+PathType = String(2048).with_variant(String(2048, collation="C"), "postgresql")
+
 
 class Category(TimestampMixin, Base):
     __tablename__ = "categories"
@@ -33,14 +46,16 @@ class Category(TimestampMixin, Base):
             postgresql_where=text("is_deleted = false"),
         ),
         CheckConstraint("depth >= 0", name="depth_not_negative"),
+        # Children of a parent in keyset (id) order.
+        Index("ix_categories_parent_id_id", "parent_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     # "/1/4/9/": the ids from the root down to this category, itself included.
-    path: Mapped[str] = mapped_column(String(2048), index=True)
+    path: Mapped[str] = mapped_column(PathType, index=True)
     depth: Mapped[int] = mapped_column(default=0)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(default=1)
@@ -49,11 +64,18 @@ class Category(TimestampMixin, Base):
 
 class Product(TimestampMixin, Base):
     __tablename__ = "products"
+    __table_args__ = (
+        # Products of a category in keyset (id) order.
+        Index("ix_products_category_id_id", "category_id", "id"),
+        Index("ix_products_search", text(SEARCH_VECTOR_SQL), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[int] = mapped_column(default=1)
     is_deleted: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -66,12 +88,14 @@ class Sku(TimestampMixin, Base):
             "price_cents >= 0 AND price_cents <= 100000000000", name="price_cents_in_range"
         ),
         CheckConstraint("length(currency) = 3", name="currency_code"),
+        # SKUs of a product in keyset (id) order.
+        Index("ix_skus_product_id_id", "product_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Upper-cased on the way in; unique across all SKUs, deleted ones included.
     code: Mapped[str] = mapped_column(String(64), unique=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     price_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)

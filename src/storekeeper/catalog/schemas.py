@@ -1,0 +1,211 @@
+"""Request and response bodies of the catalog, with the contract's input limits.
+
+Every limit is checked here, before the database sees the value: text must be storable
+(no NUL, valid Unicode), `attributes` a JSON object of at most 16 KiB with finite numbers,
+ids and prices within the column ranges. Bad input is a 422 and never reaches SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Self
+
+import orjson
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+MAX_ID = 2_147_483_647
+MAX_PRICE_CENTS = 100_000_000_000
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+SKU_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def storable_text(value: str) -> str:
+    """Refuse what PostgreSQL cannot store in a text column: NUL and lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _check_json_value(value: Any) -> None:
+    if isinstance(value, str):
+        storable_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable_text(key)
+            _check_json_value(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item)
+
+
+def valid_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    _check_json_value(value)
+    try:
+        size = len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        raise ValueError("must be a JSON object of plain values") from None
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(storable_text),
+]
+Description = Annotated[str, Field(max_length=5000), AfterValidator(storable_text)]
+Attributes = Annotated[dict[str, Any], AfterValidator(valid_attributes)]
+CatalogId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Version = Annotated[int, Field(ge=1, le=MAX_ID)]
+PriceCents = Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS)]
+Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]
+SkuCode = Annotated[str, Field(pattern=SKU_CODE_PATTERN), AfterValidator(str.upper)]
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Integer id.")]
+SkuCodePath = Annotated[
+    str, Path(pattern=SKU_CODE_PATTERN, description="SKU code (case-insensitive).")
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Body):
+    """A partial update: only the fields sent change. Fields listed in `required_values`
+    may be left out but not set to null."""
+
+    required_values: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for field in self.required_values:
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+# Categories
+
+
+class CategoryCreate(Body):
+    name: Name
+    description: Description | None = None
+    parent_id: CatalogId | None = None
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class CategoryUpdate(Patch):
+    """`parent_id: null` moves the category to the top level."""
+
+    required_values = ("name", "attributes")
+
+    name: Name | None = None
+    description: Description | None = None
+    parent_id: CatalogId | None = None
+    attributes: Attributes | None = None
+    version: Version | None = None
+
+
+class CategoryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    parent_id: int | None
+    path: str
+    depth: int
+    attributes: dict[str, Any]
+    version: int
+    is_deleted: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class CategoryTree(CategoryOut):
+    children: list[CategoryTree] = Field(default_factory=list)
+
+
+# SKUs
+
+
+class SkuFields(Body):
+    code: SkuCode
+    price_cents: PriceCents
+    currency: Currency | None = None
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class SkuCreate(SkuFields):
+    product_id: CatalogId
+
+
+class SkuUpdate(Patch):
+    required_values = ("price_cents", "attributes")
+    price_cents: PriceCents | None = None
+    attributes: Attributes | None = None
+    version: Version | None = None
+
+
+class SkuOut(BaseModel):
+    id: int
+    code: str
+    product_id: int
+    price_cents: int
+    currency: str
+    attributes: dict[str, Any]
+    available: int
+    version: int
+    is_deleted: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# Products
+
+
+class ProductCreate(Body):
+    name: Name
+    description: Description | None = None
+    category_id: CatalogId
+    attributes: Attributes = Field(default_factory=dict)
+    skus: list[SkuFields] = Field(default_factory=list, max_length=100)
+
+
+class ProductUpdate(Patch):
+    required_values = ("name", "category_id", "attributes")
+    name: Name | None = None
+    description: Description | None = None
+    category_id: CatalogId | None = None
+    attributes: Attributes | None = None
+    version: Version | None = None
+
+
+class ProductOut(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    category_id: int
+    attributes: dict[str, Any]
+    skus: list[SkuOut]
+    version: int
+    is_deleted: bool
+    created_at: datetime
+    updated_at: datetime
