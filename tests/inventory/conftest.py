@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert
 
 from storekeeper.catalog.models import Category, Product, Sku
-from storekeeper.config import LockingStrategy
+from storekeeper.config import LockingStrategy, Settings
 from storekeeper.db import Database
 from storekeeper.inventory import service
 
@@ -73,3 +73,10 @@ def receive(db: Database) -> Receiver:
             )
 
     return _receive
+
+
+@pytest.fixture(params=[strategy.value for strategy in LockingStrategy])
+def locking(request: pytest.FixtureRequest, settings: Settings) -> LockingStrategy:
+    """Runs the test once per locking strategy (the app reads the same settings object)."""
+    settings.locking = LockingStrategy(request.param)
+    return settings.locking

@@ -1,5 +1,576 @@
-"""HTTP routes of the inventory domain."""
+"""HTTP routes of the inventory domain (staff only).
 
-from fastapi import APIRouter
+Routes that change stock run their work as one `Database.run` unit, so a lost optimistic
+race or a deadlock re-runs the whole unit instead of failing the request.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storekeeper.accounts.dependencies import (
+    SettingsDep,
+    StaffUser,
+    UnitOfWorkUser,
+    is_staff,
+)
+from storekeeper.accounts.models import User
+from storekeeper.db import Database, DatabaseDep, SessionDep
+from storekeeper.errors import (
+    Conflict,
+    Forbidden,
+    HoldExpired,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    RetryableError,
+    Unauthorized,
+    ValidationFailed,
+    problem_responses,
+)
+from storekeeper.idempotency import fingerprint
+from storekeeper.inventory import service
+from storekeeper.inventory.consistency import check_consistency
+from storekeeper.inventory.models import ReservationStatus
+from storekeeper.inventory.schemas import (
+    AdjustmentIn,
+    AdjustmentOut,
+    AllocationIn,
+    ConsistencyIssue,
+    ConsistencyReport,
+    HoldIn,
+    ItemIn,
+    ItemOut,
+    LevelOut,
+    LocationIn,
+    LocationOut,
+    LocationStock,
+    MovementFeedPage,
+    MovementOut,
+    ReservationOut,
+    StockOut,
+)
+from storekeeper.pagination import (
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    page_of,
+)
+
+router = APIRouter(tags=["inventory"])
+
+AUTH = (Unauthorized, Forbidden)
+WRITE_ERRORS = (*AUTH, ValidationFailed, InsufficientStock, IdempotencyKeyReused, RetryableError)
+
+
+async def _staff_caller(user: UnitOfWorkUser) -> User:
+    if not is_staff(user):
+        raise Forbidden("Your role does not allow this.")
+    return user
+
+
+# The caller of a route whose work runs as `Database.run` units.
+StaffCaller = Annotated[User, Depends(_staff_caller)]
+
+
+# --- shaping responses -------------------------------------------------------------------
+
+
+def _reservation_out(view: service.ReservationView) -> ReservationOut:
+    reservation = view.reservation
+    return ReservationOut(
+        id=reservation.id,
+        client_token=reservation.client_token,
+        status=reservation.status,
+        items=[
+            ItemOut(sku=line.sku, quantity=line.quantity, location=line.location)
+            for line in view.lines
+        ],
+        expires_at=reservation.expires_at,
+        created_at=reservation.created_at,
+        updated_at=reservation.updated_at,
+        reference=reservation.reference,
+    )
+
+
+def _stock_out(stock: service.SkuStock) -> StockOut:
+    return StockOut(
+        sku=stock.sku,
+        on_hand=stock.on_hand,
+        reserved=stock.reserved,
+        allocated=stock.allocated,
+        available=stock.available,
+        locations=[
+            LocationStock(
+                location=level.location,
+                on_hand=level.on_hand,
+                reserved=level.reserved,
+                allocated=level.allocated,
+                available=level.available,
+            )
+            for level in stock.locations
+        ],
+    )
+
+
+def _movement_out(movement: service.MovementView) -> MovementOut:
+    return MovementOut(**vars(movement))
+
+
+def _items(items: list[ItemIn]) -> list[tuple[str, int, str | None]]:
+    return [(item.sku, item.quantity, item.location) for item in items]
+
+
+def _request_fingerprint(kind: str, items: list[ItemIn], **rest: Any) -> str:
+    """Same meaning, same fingerprint: line order and key order do not matter."""
+    lines = sorted(
+        ({"sku": i.sku, "quantity": i.quantity, "location": i.location} for i in items),
+        key=lambda line: str(line["sku"]),
+    )
+    return fingerprint({"kind": kind, "items": lines, **rest})
+
+
+def _reservation_cursor(view: service.ReservationView) -> list[str]:
+    return [view.reservation.created_at.isoformat(), str(view.reservation.id)]
+
+
+def _decode_reservation_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
+    except ValueError:
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
+
+
+def _decode_int_cursor(cursor: str | None) -> int | None:
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    if not isinstance(key[0], int):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
+    return key[0]
+
+
+# --- locations ---------------------------------------------------------------------------
+
+
+@router.get("/locations", response_model=list[LocationOut], responses=problem_responses(*AUTH))
+async def list_locations(session: SessionDep, _user: StaffUser) -> list[LocationOut]:
+    """Stock locations, highest priority first."""
+    locations = await service.list_locations(session)
+    return [LocationOut.model_validate(location, from_attributes=True) for location in locations]
+
+
+@router.post(
+    "/locations",
+    status_code=201,
+    response_model=LocationOut,
+    responses=problem_responses(*AUTH, ValidationFailed, Conflict),
+)
+async def create_location(body: LocationIn, session: SessionDep, _user: StaffUser) -> LocationOut:
+    """A new location; a higher `priority` is drawn from first."""
+    location = await service.create_location(
+        session, code=body.code, name=body.name, priority=body.priority
+    )
+    return LocationOut.model_validate(location, from_attributes=True)
+
+
+# --- reports and feeds (fixed paths before /inventory/{sku}) -----------------------------
+
+
+@router.get(
+    "/inventory/availability",
+    response_model=Page[StockOut],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def availability(
+    session: SessionDep,
+    _user: StaffUser,
+    sku: Annotated[list[str] | None, Query(max_length=200)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[StockOut]:
+    """Stock of the named SKUs, or of every live SKU page by page."""
+    if sku:
+        stocks = await service.stock_by_codes(session, sku)
+        return Page(items=[_stock_out(stock) for stock in stocks], next_cursor=None)
+    rows = await service.stock_page(
+        session, after_sku_id=_decode_int_cursor(cursor), limit=limit + 1
+    )
+    items, next_cursor = page_of(rows, limit, lambda stock: [stock.sku_id])
+    return Page(items=[_stock_out(stock) for stock in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/inventory/movements",
+    response_model=MovementFeedPage,
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def movement_feed(
+    session: SessionDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> MovementFeedPage:
+    """Every movement, oldest first. Follow `next_cursor` to the end, keep
+    `resume_cursor`, and pass it as `cursor` later to receive only what came after."""
+    after_id = _decode_int_cursor(cursor)
+    rows = await service.movement_feed(session, after_id=after_id, limit=limit + 1)
+    items, next_cursor = page_of(rows, limit, lambda movement: [movement.id])
+    last_id = items[-1].id if items else after_id
+    return MovementFeedPage(
+        items=[_movement_out(m) for m in items],
+        next_cursor=next_cursor,
+        resume_cursor=encode_cursor([last_id]) if last_id is not None else None,
+    )
+
+
+@router.get(
+    "/inventory/consistency",
+    response_model=ConsistencyReport,
+    responses=problem_responses(*AUTH),
+)
+async def consistency(session: SessionDep, _user: StaffUser) -> ConsistencyReport:
+    """Do the stock figures agree with the live reservations and with the ledger?"""
+    report = await check_consistency(session)
+    return ConsistencyReport(
+        is_consistent=report.is_consistent,
+        checked_at=report.checked_at,
+        levels_checked=report.levels_checked,
+        issues=[ConsistencyIssue(**vars(issue)) for issue in report.issues],
+    )
+
+
+# --- holds -------------------------------------------------------------------------------
+
+
+@router.post(
+    "/inventory/holds",
+    status_code=201,
+    response_model=ReservationOut,
+    responses={
+        **problem_responses(*WRITE_ERRORS),
+        200: {"description": "The existing hold for this client_token."},
+    },
+)
+async def create_hold(
+    body: HoldIn,
+    response: Response,
+    db: DatabaseDep,
+    user: StaffCaller,
+    settings: SettingsDep,
+) -> ReservationOut:
+    """Hold every line or none. The same `client_token` with the same body returns the
+    existing hold (200); with another body, 422 `idempotency_key_reused`."""
+    ttl_seconds = body.ttl_seconds or settings.default_hold_ttl_seconds
+    items = _items(body.items)
+    request_fingerprint = _request_fingerprint(
+        "hold", body.items, ttl_seconds=ttl_seconds, reference=body.reference
+    )
+
+    async def work(session: AsyncSession) -> service.ReservationView:
+        return await service.create_hold(
+            session,
+            items,
+            ttl_seconds=ttl_seconds,
+            locking=settings.locking,
+            client_token=body.client_token,
+            request_fingerprint=request_fingerprint,
+            reference=body.reference,
+            actor_id=user.id,
+            optimistic_retries=settings.optimistic_max_retries,
+        )
+
+    view = await db.run(work)
+    if not view.created:
+        response.status_code = 200
+    return _reservation_out(view)
+
+
+@router.get(
+    "/inventory/holds",
+    response_model=Page[ReservationOut],
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def list_holds(
+    session: SessionDep,
+    _user: StaffUser,
+    status: ReservationStatus | None = None,
+    sku: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ReservationOut]:
+    """Holds (converted ones included), newest first."""
+    views = await service.list_reservations(
+        session,
+        holds=True,
+        status=status.value if status else None,
+        sku_code=sku,
+        after=_decode_reservation_cursor(cursor),
+        limit=limit + 1,
+    )
+    items, next_cursor = page_of(views, limit, _reservation_cursor)
+    return Page(items=[_reservation_out(view) for view in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/inventory/holds/{hold_id}",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound),
+)
+async def get_hold(hold_id: uuid.UUID, session: SessionDep, _user: StaffUser) -> ReservationOut:
+    return _reservation_out(await service.get_reservation(session, hold_id))
+
+
+async def _status_change(
+    db: Database,
+    change: Callable[[AsyncSession], Awaitable[Any]],
+) -> service.ReservationView:
+    async def work(session: AsyncSession) -> service.ReservationView:
+        reservation = await change(session)
+        (view,) = await service.views_of(session, [reservation])
+        return view
+
+    return await db.run(work)
+
+
+@router.post(
+    "/inventory/holds/{hold_id}/convert",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound, HoldExpired, InvalidTransition, RetryableError),
+)
+async def convert_hold(hold_id: uuid.UUID, db: DatabaseDep, user: StaffCaller) -> ReservationOut:
+    """Held → allocated (same id). Past `expires_at`: 409 `hold_expired`, and the hold's
+    stock is returned (that part is committed)."""
+    view = await _status_change(
+        db, lambda session: service.convert_hold(session, hold_id, actor_id=user.id)
+    )
+    if view.reservation.status == ReservationStatus.EXPIRED:
+        raise HoldExpired()
+    return _reservation_out(view)
+
+
+@router.post(
+    "/inventory/holds/{hold_id}/release",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound, InvalidTransition, RetryableError),
+)
+async def release_hold(hold_id: uuid.UUID, db: DatabaseDep, user: StaffCaller) -> ReservationOut:
+    """Held → released: the stock is available again."""
+    view = await _status_change(
+        db, lambda session: service.release_hold(session, hold_id, actor_id=user.id)
+    )
+    return _reservation_out(view)
+
+
+# --- allocations -------------------------------------------------------------------------
+
+
+@router.post(
+    "/inventory/allocations",
+    status_code=201,
+    response_model=ReservationOut,
+    responses={
+        **problem_responses(*WRITE_ERRORS),
+        200: {"description": "The existing allocation for this client_token."},
+    },
+)
+async def create_allocation(
+    body: AllocationIn,
+    response: Response,
+    db: DatabaseDep,
+    user: StaffCaller,
+    settings: SettingsDep,
+) -> ReservationOut:
+    """Allocate every line or none (no expiry); idempotent by `client_token` like holds."""
+    items = _items(body.items)
+    request_fingerprint = _request_fingerprint("allocation", body.items, reference=body.reference)
+
+    async def work(session: AsyncSession) -> service.ReservationView:
+        return await service.create_allocation(
+            session,
+            items,
+            locking=settings.locking,
+            client_token=body.client_token,
+            request_fingerprint=request_fingerprint,
+            reference=body.reference,
+            actor_id=user.id,
+            optimistic_retries=settings.optimistic_max_retries,
+        )
+
+    view = await db.run(work)
+    if not view.created:
+        response.status_code = 200
+    return _reservation_out(view)
+
+
+@router.get(
+    "/inventory/allocations",
+    response_model=Page[ReservationOut],
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def list_allocations(
+    session: SessionDep,
+    _user: StaffUser,
+    status: ReservationStatus | None = None,
+    sku: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[ReservationOut]:
+    """Allocations (allocated, fulfilled or cancelled), newest first."""
+    views = await service.list_reservations(
+        session,
+        holds=False,
+        status=status.value if status else None,
+        sku_code=sku,
+        after=_decode_reservation_cursor(cursor),
+        limit=limit + 1,
+    )
+    items, next_cursor = page_of(views, limit, _reservation_cursor)
+    return Page(items=[_reservation_out(view) for view in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/inventory/allocations/{allocation_id}",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound),
+)
+async def get_allocation(
+    allocation_id: uuid.UUID, session: SessionDep, _user: StaffUser
+) -> ReservationOut:
+    return _reservation_out(await service.get_reservation(session, allocation_id))
+
+
+@router.post(
+    "/inventory/allocations/{allocation_id}/fulfil",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound, InvalidTransition, RetryableError),
+)
+async def fulfil_allocation(
+    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller, settings: SettingsDep
+) -> ReservationOut:
+    """Allocated → fulfilled: the units leave `on_hand` and `allocated`."""
+    view = await _status_change(
+        db,
+        lambda session: service.fulfil_allocation(
+            session, allocation_id, locking=settings.locking, actor_id=user.id
+        ),
+    )
+    return _reservation_out(view)
+
+
+@router.post(
+    "/inventory/allocations/{allocation_id}/cancel",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound, InvalidTransition, RetryableError),
+)
+async def cancel_allocation(
+    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller, settings: SettingsDep
+) -> ReservationOut:
+    """Allocated → cancelled: the units are available again."""
+    view = await _status_change(
+        db,
+        lambda session: service.cancel_allocation(
+            session, allocation_id, locking=settings.locking, actor_id=user.id
+        ),
+    )
+    return _reservation_out(view)
+
+
+# --- one SKU -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/inventory/{sku}",
+    response_model=StockOut,
+    responses=problem_responses(*AUTH, NotFound),
+)
+async def stock_of_sku(sku: str, session: SessionDep, _user: StaffUser) -> StockOut:
+    """The SKU's stock in total and per location."""
+    (stock,) = await service.stock_by_codes(session, [sku])
+    return _stock_out(stock)
+
+
+@router.post(
+    "/inventory/{sku}/adjustments",
+    status_code=201,
+    response_model=AdjustmentOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed, InsufficientStock),
+)
+async def adjust_stock(
+    sku: str,
+    body: AdjustmentIn,
+    db: DatabaseDep,
+    user: StaffCaller,
+    settings: SettingsDep,
+) -> AdjustmentOut:
+    """Receive (`delta` > 0) or remove stock; a removal may not take `available` below 0."""
+
+    async def work(session: AsyncSession) -> service.Adjustment:
+        return await service.adjust_stock(
+            session,
+            sku,
+            delta=body.delta,
+            reason=body.reason,
+            location_code=body.location,
+            note=body.note,
+            actor_id=user.id,
+            locking=settings.locking,
+            optimistic_retries=settings.optimistic_max_retries,
+        )
+
+    adjustment = await db.run(work)
+    written, entry, deltas = adjustment.written, adjustment.entry, adjustment.deltas
+    return AdjustmentOut(
+        movement=MovementOut(
+            id=written.movement_id,
+            sku=adjustment.sku,
+            location=written.location_code,
+            kind=entry.kind,
+            on_hand_delta=deltas.on_hand,
+            reserved_delta=deltas.reserved,
+            allocated_delta=deltas.allocated,
+            reason=entry.reason,
+            reference=entry.reference,
+            note=entry.note,
+            actor_id=entry.actor_id,
+            created_at=entry.created_at,
+        ),
+        level=LevelOut(
+            sku=adjustment.sku,
+            location=written.location_code,
+            on_hand=written.on_hand,
+            reserved=written.reserved,
+            allocated=written.allocated,
+            available=written.on_hand - written.reserved - written.allocated,
+            version=written.version,
+        ),
+    )
+
+
+@router.get(
+    "/inventory/{sku}/movements",
+    response_model=Page[MovementOut],
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def movements_of_sku(
+    sku: str,
+    session: SessionDep,
+    _user: StaffUser,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[MovementOut]:
+    """The SKU's ledger, newest first."""
+    before_id = _decode_int_cursor(cursor)
+    sku_id, _code = await service.sku_by_code(session, sku)
+    rows = await service.movements_of_sku(session, sku_id, before_id=before_id, limit=limit + 1)
+    items, next_cursor = page_of(rows, limit, lambda movement: [movement.id])
+    return Page(items=[_movement_out(m) for m in items], next_cursor=next_cursor)

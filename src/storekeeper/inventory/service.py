@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -758,3 +758,217 @@ async def create_location(
     if location is None:
         raise Conflict(f"A location with code {code.upper()!r} already exists.")
     return location
+
+
+async def list_locations(session: AsyncSession) -> list[Location]:
+    return list(
+        (
+            await session.scalars(select(Location).order_by(Location.priority.desc(), Location.id))
+        ).all()
+    )
+
+
+# --- reading stock and the ledger --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocationFigures:
+    location: str
+    on_hand: int
+    reserved: int
+    allocated: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved - self.allocated
+
+
+@dataclass(frozen=True)
+class SkuStock:
+    sku_id: int
+    sku: str
+    locations: list[LocationFigures]
+
+    @property
+    def on_hand(self) -> int:
+        return sum(level.on_hand for level in self.locations)
+
+    @property
+    def reserved(self) -> int:
+        return sum(level.reserved for level in self.locations)
+
+    @property
+    def allocated(self) -> int:
+        return sum(level.allocated for level in self.locations)
+
+    @property
+    def available(self) -> int:
+        return sum(level.available for level in self.locations)
+
+
+async def sku_by_code(session: AsyncSession, code: str) -> tuple[int, str]:
+    row = (
+        await session.execute(select(skus.c.id, skus.c.code).where(skus.c.code == code.upper()))
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No SKU {code.upper()!r}.")
+    return row.id, row.code
+
+
+async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuStock]:
+    """Figures of the given (id, code) SKUs, per location, in one statement."""
+    figures: dict[int, list[LocationFigures]] = {row.id: [] for row in sku_rows}
+    if figures:
+        level_rows = await session.execute(
+            select(
+                stock.levels.c.sku_id,
+                stock.locations.c.code,
+                stock.levels.c.on_hand,
+                stock.levels.c.reserved,
+                stock.levels.c.allocated,
+            )
+            .join(stock.locations, stock.locations.c.id == stock.levels.c.location_id)
+            .where(stock.levels.c.sku_id.in_(list(figures)))
+            .order_by(
+                stock.levels.c.sku_id, stock.locations.c.priority.desc(), stock.locations.c.id
+            )
+        )
+        for sku_id, location, on_hand, reserved, allocated in level_rows:
+            figures[sku_id].append(LocationFigures(location, on_hand, reserved, allocated))
+    return [SkuStock(row.id, row.code, figures[row.id]) for row in sku_rows]
+
+
+async def stock_by_codes(session: AsyncSession, codes: Sequence[str]) -> list[SkuStock]:
+    """Stock of the named SKUs (deleted ones included), in the order asked."""
+    wanted = list(dict.fromkeys(code.upper() for code in codes))
+    rows = (
+        await session.execute(select(skus.c.id, skus.c.code).where(skus.c.code.in_(wanted)))
+    ).all()
+    by_code = {row.code: row for row in rows}
+    missing = [code for code in wanted if code not in by_code]
+    if missing:
+        raise NotFound(f"No SKU {', '.join(repr(code) for code in missing)}.")
+    return await _stock_of(session, [by_code[code] for code in wanted])
+
+
+async def stock_page(
+    session: AsyncSession, *, after_sku_id: int | None, limit: int
+) -> list[SkuStock]:
+    """Stock of live SKUs by id, `limit` of them after `after_sku_id` (keyset)."""
+    query = select(skus.c.id, skus.c.code).where(~skus.c.is_deleted)
+    if after_sku_id is not None:
+        query = query.where(skus.c.id > after_sku_id)
+    rows = (await session.execute(query.order_by(skus.c.id).limit(limit))).all()
+    return await _stock_of(session, rows)
+
+
+@dataclass(frozen=True)
+class MovementView:
+    id: int
+    sku: str
+    location: str
+    kind: str
+    on_hand_delta: int
+    reserved_delta: int
+    allocated_delta: int
+    reason: str | None
+    reference: str | None
+    note: str | None
+    actor_id: int | None
+    created_at: datetime
+
+
+def _movement_query() -> Any:
+    m = stock.movements
+    return (
+        select(
+            m.c.id,
+            skus.c.code,
+            stock.locations.c.code,
+            m.c.kind,
+            m.c.on_hand_delta,
+            m.c.reserved_delta,
+            m.c.allocated_delta,
+            m.c.reason,
+            m.c.reference,
+            m.c.note,
+            m.c.actor_id,
+            m.c.created_at,
+        )
+        .join(skus, skus.c.id == m.c.sku_id)
+        .join(stock.locations, stock.locations.c.id == m.c.location_id)
+    )
+
+
+async def movements_of_sku(
+    session: AsyncSession, sku_id: int, *, before_id: int | None, limit: int
+) -> list[MovementView]:
+    """The SKU's ledger, newest first."""
+    m = stock.movements
+    query = _movement_query().where(m.c.sku_id == sku_id)
+    if before_id is not None:
+        query = query.where(m.c.id < before_id)
+    rows = await session.execute(query.order_by(m.c.id.desc()).limit(limit))
+    return [MovementView(*row) for row in rows]
+
+
+async def movement_feed(
+    session: AsyncSession, *, after_id: int | None, limit: int
+) -> list[MovementView]:
+    """Every movement, oldest first."""
+    m = stock.movements
+    query = _movement_query()
+    if after_id is not None:
+        query = query.where(m.c.id > after_id)
+    rows = await session.execute(query.order_by(m.c.id).limit(limit))
+    return [MovementView(*row) for row in rows]
+
+
+HOLD_STATUSES = frozenset(status.value for status in ReservationStatus)
+ALLOCATION_STATUSES = frozenset(
+    {
+        ReservationStatus.ALLOCATED.value,
+        ReservationStatus.FULFILLED.value,
+        ReservationStatus.CANCELLED.value,
+    }
+)
+
+
+async def list_reservations(
+    session: AsyncSession,
+    *,
+    holds: bool,
+    status: str | None,
+    sku_code: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[ReservationView]:
+    """Holds (reservations created with an expiry) or allocations (reservations in an
+    allocation status), newest first, keyset on (created_at, id)."""
+    query = select(Reservation)
+    if holds:
+        query = query.where(Reservation.expires_at.is_not(None))
+    else:
+        query = query.where(Reservation.status.in_(ALLOCATION_STATUSES))
+    if status is not None:
+        query = query.where(Reservation.status == status)
+    if sku_code is not None:
+        query = query.where(
+            select(ReservationLine.id)
+            .join(skus, skus.c.id == ReservationLine.sku_id)
+            .where(
+                ReservationLine.reservation_id == Reservation.id,
+                skus.c.code == sku_code.upper(),
+            )
+            .exists()
+        )
+    if after is not None:
+        created_at, reservation_id = after
+        query = query.where(
+            or_(
+                Reservation.created_at < created_at,
+                and_(Reservation.created_at == created_at, Reservation.id < reservation_id),
+            )
+        )
+    query = query.order_by(Reservation.created_at.desc(), Reservation.id.desc()).limit(limit)
+    return await views_of(session, list((await session.scalars(query)).all()))

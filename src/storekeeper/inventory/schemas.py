@@ -1,0 +1,169 @@
+"""Request and response bodies of the inventory API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from storekeeper.pagination import Page
+
+CODE_PATTERN = r"^[A-Za-z0-9._-]+$"
+
+Code = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN, to_upper=True)
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Note = Annotated[str, StringConstraints(max_length=5000)]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+
+AdjustmentReason = Literal["receive", "return", "count", "damage", "loss", "correction"]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocationIn(Input):
+    code: Code
+    name: Name
+    priority: Annotated[int, Field(strict=True, ge=-1_000_000, le=1_000_000)] = 0
+
+
+class LocationOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    priority: int
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class LocationStock(BaseModel):
+    location: str
+    on_hand: int
+    reserved: int
+    allocated: int
+    available: int
+
+
+class StockOut(BaseModel):
+    """A SKU's stock, in total and per location."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    allocated: int
+    available: int
+    locations: list[LocationStock]
+
+
+class AdjustmentIn(Input):
+    delta: Annotated[int, Field(strict=True, ge=-1_000_000_000, le=1_000_000_000)]
+    reason: AdjustmentReason
+    location: Code | None = None
+    note: Note | None = None
+
+    @field_validator("delta")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("delta must not be zero")
+        return value
+
+
+class MovementOut(BaseModel):
+    id: int
+    sku: str
+    location: str
+    kind: str
+    on_hand_delta: int
+    reserved_delta: int
+    allocated_delta: int
+    reason: str | None
+    reference: str | None
+    note: str | None
+    actor_id: int | None
+    created_at: datetime
+
+
+class MovementFeedPage(Page[MovementOut]):
+    """A page of the global ledger feed; `resume_cursor` is where to continue later, set
+    even on the last page."""
+
+    resume_cursor: str | None
+
+
+class LevelOut(BaseModel):
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+    allocated: int
+    available: int
+    version: int
+
+
+class AdjustmentOut(BaseModel):
+    movement: MovementOut
+    level: LevelOut
+
+
+class ItemIn(Input):
+    sku: Code
+    quantity: Quantity
+    location: Code | None = None
+
+
+Items = Annotated[list[ItemIn], Field(min_length=1, max_length=100)]
+
+
+class HoldIn(Input):
+    client_token: Token
+    items: Items
+    ttl_seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)] | None = None
+    reference: Token | None = None
+
+
+class AllocationIn(Input):
+    client_token: Token
+    items: Items
+    reference: Token | None = None
+
+
+class ItemOut(BaseModel):
+    sku: str
+    quantity: int
+    location: str
+
+
+class ReservationOut(BaseModel):
+    """A hold or an allocation (a converted hold keeps its id)."""
+
+    id: uuid.UUID
+    client_token: str
+    status: str
+    items: list[ItemOut]
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    reference: str | None
+
+
+class ConsistencyIssue(BaseModel):
+    sku: str
+    location: str
+    check: str
+    expected: int
+    actual: int
+
+
+class ConsistencyReport(BaseModel):
+    is_consistent: bool
+    checked_at: datetime
+    levels_checked: int
+    issues: list[ConsistencyIssue]
