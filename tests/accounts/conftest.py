@@ -8,8 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import event
 
+import tests.conftest
+from storekeeper.accounts import security
 from storekeeper.db import Database
 from tests.conftest import TEST_PASSWORD
 
@@ -17,6 +21,19 @@ TOKEN_URL = "/api/v1/auth/token"
 PROBLEM = "application/problem+json"
 
 SignIn = Callable[..., Awaitable[dict[str, Any]]]
+
+# The service's argon2id parameters cost about half a second per hash on a busy 2-core
+# machine, and these tests hash often; they run the same code with the cheapest parameters.
+# test_security.py checks the real ones.
+SERVICE_HASHER = security.password_hasher
+FAST_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+FAST_TEST_PASSWORD_HASH = FAST_HASHER.hash(TEST_PASSWORD)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(security, "password_hasher", FAST_HASHER)
+    monkeypatch.setattr(tests.conftest, "_TEST_PASSWORD_HASH", FAST_TEST_PASSWORD_HASH)
 
 
 @pytest.fixture
