@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import timedelta
@@ -334,3 +335,17 @@ async def test_registration_limits_are_422(client: httpx.AsyncClient) -> None:
     assert at_limits.status_code == 201
     shortest = await client.post(REGISTER, json={"email": "y@example.com", "password": "p" * 8})
     assert shortest.status_code == 201
+
+
+async def test_concurrent_refreshes_of_one_token_let_one_through(
+    postgres_only: None, client: httpx.AsyncClient, sign_in: SignIn, customer_user: User
+) -> None:
+    pair = await sign_in(customer_user.email)
+    body = {"refresh_token": pair["refresh_token"]}
+    responses = await asyncio.gather(*(client.post(REFRESH, json=body) for _ in range(4)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 401, 401, 401]
+    # The losers presented a spent token, so the winner's successor is revoked as well.
+    [winner] = [response.json() for response in responses if response.status_code == 200]
+    successor = await client.post(REFRESH, json={"refresh_token": winner["refresh_token"]})
+    assert successor.status_code == 401
