@@ -11,7 +11,7 @@ import uvicorn
 
 from storekeeper import migrate
 from storekeeper.accounts.cli import users_app
-from storekeeper.config import Settings
+from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
 from storekeeper.seed import seed as seed_database
 
@@ -74,6 +74,10 @@ def seed(
 ) -> None:
     """Put seed data in the database (idempotent)."""
     settings = Settings()
+    if demo and settings.env is Environment.PRODUCTION:
+        # Demo accounts have published passwords.
+        typer.echo("Refusing to add demo data when STOREKEEPER_ENV=production.", err=True)
+        raise typer.Exit(code=2)
 
     async def _run() -> None:
         db = Database(settings)

@@ -160,3 +160,15 @@ async def test_seed_command(db: Database, test_database: MigratedDatabase) -> No
     )
     assert result.exit_code == 0, result.output
     assert len(await _users_with_email(db, "customer@storekeeper.local")) == 1
+
+
+async def test_seed_command_refuses_demo_data_in_production(
+    test_database: MigratedDatabase,
+) -> None:
+    env = {
+        **_cli_env(test_database),
+        "STOREKEEPER_ENV": "production",
+        "STOREKEEPER_SECRET_KEY": "k" * 40,
+    }
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["seed", "--demo"], env=env)
+    assert result.exit_code == 2
