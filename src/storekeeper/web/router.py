@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse
 from starlette.responses import Response
 
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.db import DatabaseDep, utcnow
 from storekeeper.errors import NotFound, RateLimited
-from storekeeper.web import charts, dashboard
+from storekeeper.web import catalog_pages, charts, dashboard
 from storekeeper.web.dependencies import (
     SIGN_IN_PATH,
     SignInForm,
@@ -24,19 +24,16 @@ from storekeeper.web.dependencies import (
     StaffUser,
     is_safe_next,
 )
-from storekeeper.web.routing import WebRoute
+from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import SESSION_COOKIE, clear_cookie, set_flash, start_session
 from storekeeper.web.sign_in import SignInRefused, authenticate_staff
 from storekeeper.web.templating import STATIC_DIR, render, settings_of
 
 router = APIRouter(prefix="/admin", include_in_schema=False, route_class=WebRoute)
+router.include_router(catalog_pages.router)
 
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 HOME_PATH = "/admin"
-
-
-def see_other(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
 
 
 @router.get("/static/{name}")

@@ -30,6 +30,12 @@ PAGE_HEADERS = {
 }
 
 
+def see_other(path: str) -> RedirectResponse:
+    """The answer to a successful form post: the browser GETs `path` next, so reloading
+    that page never repeats the change."""
+    return RedirectResponse(path, status_code=303)
+
+
 def error_page(request: Request, status: int, detail: str) -> Response:
     return render(
         request,

@@ -49,7 +49,10 @@ environment = Environment(
 environment.filters["money"] = format_money
 environment.filters["number"] = format_number
 environment.filters["time"] = format_time
-environment.globals["nav"] = [("/admin", "Dashboard")]
+environment.globals["nav"] = [
+    ("/admin", "Dashboard"),
+    ("/admin/catalog/categories", "Categories"),
+]
 
 
 def settings_of(request: Request) -> Settings:
