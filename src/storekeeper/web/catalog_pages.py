@@ -19,9 +19,16 @@ from storekeeper.catalog import service as catalog
 from storekeeper.catalog.models import Category
 from storekeeper.catalog.schemas import MAX_ID, CategoryCreate, CategoryUpdate
 from storekeeper.db import DatabaseDep
-from storekeeper.errors import StorekeeperError, ValidationFailed
+from storekeeper.errors import StorekeeperError, ValidationFailed, VersionConflict
 from storekeeper.web.dependencies import StaffForm, StaffUser
-from storekeeper.web.forms import FORM_ERROR, FormInvalid, build, refusal_errors, text
+from storekeeper.web.forms import (
+    FORM_ERROR,
+    STALE_EDIT,
+    FormInvalid,
+    build,
+    refusal_errors,
+    text,
+)
 from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import set_flash
 from storekeeper.web.templating import render, settings_of
@@ -124,6 +131,8 @@ async def _change(
         errors, status = invalid.errors, 422
     except ValidationFailed as refused:
         errors, status = refusal_errors(refused), 422
+    except VersionConflict:
+        errors, status = {FORM_ERROR: STALE_EDIT}, 409
     except StorekeeperError as refused:
         errors, status = {message_field: refused.detail}, refused.status_code
     else:

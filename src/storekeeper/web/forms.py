@@ -13,6 +13,10 @@ from storekeeper.errors import ValidationFailed
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 FORM_ERROR = "form"
+STALE_EDIT = (
+    "Someone else changed this since you opened the page, so nothing was saved. "
+    "The page now shows the current values: check them and make your change again."
+)
 
 
 class FormInvalid(Exception):
