@@ -52,6 +52,9 @@ environment.filters["time"] = format_time
 environment.globals["nav"] = [
     ("/admin", "Dashboard"),
     ("/admin/catalog/categories", "Categories"),
+    ("/admin/stock", "Stock"),
+    ("/admin/holds", "Holds"),
+    ("/admin/consistency", "Consistency"),
 ]
 
 

@@ -1,0 +1,135 @@
+"""Stock, holds and consistency pages over HTTP (no browser)."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import update
+
+from storekeeper.accounts.models import User
+from storekeeper.db import Database
+from storekeeper.inventory.models import StockLevel
+from tests.web.conftest import SignIn, csrf_of
+from tests.web.shop import stocked_shop
+
+
+async def _adjust(client: httpx.AsyncClient, code: str, **data: str) -> httpx.Response:
+    page = await client.get(f"/admin/stock/{code}")
+    return await client.post(
+        f"/admin/stock/{code}/adjustments", data={**data, "csrf_token": csrf_of(page)}
+    )
+
+
+async def test_adjustments_change_levels_ledger_and_chart(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"HAM-1": 0, "HAM-2": 4})
+    await sign_in("staff@example.com")
+
+    received = await _adjust(client, "ham-1", delta="25", reason="receive", location="", note="")
+    assert received.status_code == 303
+    assert received.headers["location"] == "/admin/stock/HAM-1"
+    damaged = await _adjust(
+        client, "HAM-1", delta="-2", reason="damage", location="MAIN", note="Dropped <box>"
+    )
+    assert damaged.status_code == 303
+
+    page = (await client.get("/admin/stock/HAM-1")).text
+    assert "Stock of HAM-1 changed by -2 units." in page
+    assert '<dd data-figure="on-hand">23</dd>' in page
+    assert '<dd data-figure="available">23</dd>' in page
+    assert "damage — Dropped &lt;box&gt;" in page
+    assert page.count('<td class="nowrap">') == 2
+    # The chart ends today at 23 units.
+    assert "units on" in page
+    assert page.rstrip().endswith("</html>")
+    assert ", 23 on " in page
+
+    listing = (await client.get("/admin/stock")).text
+    assert 'href="/admin/stock/HAM-1">HAM-1</a>' in listing
+    assert 'href="/admin/stock/HAM-2">HAM-2</a>' in listing
+    jump = await client.get("/admin/stock?sku=ham-2")
+    assert jump.headers["location"] == "/admin/stock/HAM-2"
+
+
+async def test_adjustment_refusals_are_shown_next_to_the_fields(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"HAM-1": 3})
+    await sign_in("staff@example.com")
+
+    zero = await _adjust(client, "HAM-1", delta="0", reason="count")
+    assert zero.status_code == 422
+    assert 'id="delta-error">Delta must not be zero.' in zero.text
+
+    words = await _adjust(client, "HAM-1", delta="ten", reason="count")
+    assert words.status_code == 422
+    assert 'id="delta-error">The change in units must be a whole number.' in words.text
+
+    huge = await _adjust(client, "HAM-1", delta="1" + "0" * 30, reason="receive")
+    assert huge.status_code == 422
+    assert 'id="delta-error">' in huge.text
+
+    reason = await _adjust(client, "HAM-1", delta="1", reason="gift")
+    assert reason.status_code == 422
+    assert 'id="reason-error">' in reason.text
+
+    too_many = await _adjust(client, "HAM-1", delta="-4", reason="loss")
+    assert too_many.status_code == 409
+    assert "The removal would take available stock below zero." in too_many.text
+    assert 'value="-4"' in too_many.text
+
+    nowhere = await _adjust(client, "HAM-1", delta="1", reason="receive", location="MOON")
+    assert nowhere.status_code == 422
+    assert 'id="location-error">' in nowhere.text
+
+    page = (await client.get("/admin/stock/HAM-1")).text
+    assert '<dd data-figure="on-hand">3</dd>' in page
+
+    assert (await client.get("/admin/stock/NOPE")).status_code == 404
+    assert (await client.get("/admin/stock/bad%20code")).status_code == 404
+
+
+async def test_holds_list_by_status_and_release(
+    client: httpx.AsyncClient,
+    sign_in: SignIn,
+    db: Database,
+    staff_user: User,
+    staff_headers: dict[str, str],
+) -> None:
+    await stocked_shop(db, {"HAM-1": 10})
+    created = await client.post(
+        "/api/v1/inventory/holds",
+        json={"client_token": "cart-42", "items": [{"sku": "HAM-1", "quantity": 4}]},
+        headers=staff_headers,
+    )
+    assert created.status_code == 201, created.text
+    hold_id = created.json()["id"]
+    await sign_in("staff@example.com")
+
+    page = await client.get("/admin/holds")
+    assert hold_id in page.text
+    assert "4 \N{MULTIPLICATION SIGN} <a" in page.text
+    released = await client.post(
+        f"/admin/holds/{hold_id}/release", data={"csrf_token": csrf_of(page)}
+    )
+    assert released.status_code == 303
+    assert f"Hold {hold_id} released." in (await client.get("/admin/holds")).text
+    assert "No holds with status held." in (await client.get("/admin/holds")).text
+    assert hold_id in (await client.get("/admin/holds?status=released")).text
+    level = (await client.get("/api/v1/inventory/HAM-1", headers=staff_headers)).json()
+    assert (level["reserved"], level["available"]) == (0, 10)
+
+
+async def test_consistency_page_says_plainly_when_all_is_well_and_lists_problems(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"HAM-1": 10})
+    await sign_in("staff@example.com")
+    clean = (await client.get("/admin/consistency")).text
+    assert "agree with the reservations and the ledger. Nothing to fix." in clean
+
+    async with db.transaction() as session:
+        await session.execute(update(StockLevel).values(on_hand=StockLevel.on_hand + 5))
+    broken = (await client.get("/admin/consistency")).text
+    assert 'data-consistent="false"' in broken
+    assert "HAM-1" in broken
