@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -18,6 +19,7 @@ from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import register_error_handlers
 from storekeeper.health import router as health_router
+from storekeeper.inventory.expiry import sweep_expired_holds
 from storekeeper.inventory.router import router as inventory_router
 from storekeeper.observability import RequestContextMiddleware, configure_logging
 from storekeeper.orders.router import router as orders_router
@@ -31,7 +33,13 @@ API_PREFIX = "/api/v1"
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     """The background jobs every server process runs."""
-    return []
+    return [
+        PeriodicJob(
+            "expire-holds",
+            settings.expiry_interval_seconds,
+            partial(sweep_expired_holds, batch_size=settings.expiry_batch_size),
+        )
+    ]
 
 
 async def on_startup(db: Database, settings: Settings) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.catalog.models import Category, Product, Sku
 from storekeeper.config import LockingStrategy, Settings
@@ -16,36 +18,33 @@ SkuFactory = Callable[..., Awaitable[int]]
 Receiver = Callable[..., Awaitable[None]]
 
 
-@pytest.fixture
-def make_sku(db: Database) -> SkuFactory:
-    """Create a live SKU (with a product and category on first use); returns its id."""
-    product_ids: list[int] = []
-
-    async def _make(code: str, *, deleted: bool = False) -> int:
-        async with db.transaction() as session:
-            if not product_ids:
-                category_id = (
-                    await session.execute(
-                        insert(Category)
-                        .values(name="Stock", path="/", depth=0)
-                        .returning(Category.id)
-                    )
-                ).scalar_one()
-                product_ids.append(
-                    (
-                        await session.execute(
-                            insert(Product)
-                            .values(name="Stocked product", category_id=category_id)
-                            .returning(Product.id)
-                        )
-                    ).scalar_one()
-                )
-            return (
+async def insert_skus(
+    session: AsyncSession, codes: list[str], *, deleted: bool = False
+) -> list[int]:
+    """Insert SKUs (under a fresh category and product) straight into the catalog tables."""
+    category_id = (
+        await session.execute(
+            insert(Category)
+            .values(name=f"Stock {uuid.uuid4().hex[:8]}", path="/", depth=0)
+            .returning(Category.id)
+        )
+    ).scalar_one()
+    product_id = (
+        await session.execute(
+            insert(Product)
+            .values(name="Stocked product", category_id=category_id)
+            .returning(Product.id)
+        )
+    ).scalar_one()
+    ids = []
+    for code in codes:
+        ids.append(
+            (
                 await session.execute(
                     insert(Sku)
                     .values(
                         code=code.upper(),
-                        product_id=product_ids[0],
+                        product_id=product_id,
                         price_cents=1000,
                         currency="USD",
                         is_deleted=deleted,
@@ -53,6 +52,18 @@ def make_sku(db: Database) -> SkuFactory:
                     .returning(Sku.id)
                 )
             ).scalar_one()
+        )
+    return ids
+
+
+@pytest.fixture
+def make_sku(db: Database) -> SkuFactory:
+    """Create a SKU; returns its id."""
+
+    async def _make(code: str, *, deleted: bool = False) -> int:
+        async with db.transaction() as session:
+            (sku_id,) = await insert_skus(session, [code], deleted=deleted)
+            return sku_id
 
     return _make
 

@@ -139,6 +139,9 @@ def run_servers(system_db: Database) -> ServerRunner:
             "STOREKEEPER_RATE_LIMIT_ENABLED": "false",
             "STOREKEEPER_LOG_LEVEL": "WARNING",
             "STOREKEEPER_LOG_FORMAT": "json",
+            # The test machine may be busy: these tests judge correctness, not latency, so
+            # a request may queue for a connection longer than in production.
+            "STOREKEEPER_DB_POOL_TIMEOUT_SECONDS": "60",
             **{f"STOREKEEPER_{key.upper()}": str(value) for key, value in extra_env.items()},
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)

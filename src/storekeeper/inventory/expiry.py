@@ -15,7 +15,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Table, cast, func, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.db import Database, utcnow
@@ -59,11 +70,11 @@ async def expire_due_holds(
         reservations.c.expires_at <= now,
     )
     if sku_ids is not None:
+        # Driven by the partial index of live holds; each candidate's lines are probed.
         due = due.where(
-            reservations.c.id.in_(
-                select(reservation_lines.c.reservation_id).where(
-                    reservation_lines.c.sku_id.in_(sku_ids)
-                )
+            exists().where(
+                reservation_lines.c.reservation_id == reservations.c.id,
+                reservation_lines.c.sku_id.in_(sku_ids),
             )
         )
     if limit is not None:

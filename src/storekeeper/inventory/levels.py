@@ -497,7 +497,10 @@ async def _claim_optimistic(
         if written is not None:
             return written
         OPTIMISTIC_RETRIES.inc()
-        if attempt < max_retries:
-            # Jittered exponential backoff, capped, so racing writers spread out.
+        if 0 < attempt < max_retries:
+            # The first re-read goes at once: on PostgreSQL the lost compare-and-set has
+            # already locked the row's newest version (READ COMMITTED re-check), so it
+            # cannot lose again and sleeping would only keep others waiting. Later
+            # losses back off with jitter so racing writers spread out.
             await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
     raise RetryableError("The stock level kept changing under this request; retry it.")
