@@ -267,6 +267,69 @@ async def test_restore(
     assert missing.status_code == 404
 
 
+async def test_soft_delete_refused_while_live_children_or_products(
+    client: httpx.AsyncClient,
+    make_category: Maker,
+    make_product: Maker,
+    staff_headers: dict[str, str],
+) -> None:
+    parent = await make_category("Parent")
+    child = await make_category("Child", parent["id"])
+    refused = await client.delete(f"{API}/categories/{parent['id']}", headers=staff_headers)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "conflict"
+
+    product = await make_product("Thing", child["id"])
+    refused = await client.delete(f"{API}/categories/{child['id']}", headers=staff_headers)
+    assert refused.status_code == 409
+    await client.delete(f"{API}/products/{product['id']}", headers=staff_headers)
+
+    assert (
+        await client.delete(f"{API}/categories/{child['id']}", headers=staff_headers)
+    ).status_code == 204
+    assert (
+        await client.delete(f"{API}/categories/{parent['id']}", headers=staff_headers)
+    ).status_code == 204
+    assert (await _get(client, parent["id"])).status_code == 404
+
+
+async def test_force_delete(
+    client: httpx.AsyncClient,
+    db: Database,
+    make_category: Maker,
+    make_product: Maker,
+    staff_headers: dict[str, str],
+) -> None:
+    parent = await make_category("Parent")
+    child = await make_category("Child", parent["id"])
+    product = await make_product("Thing", child["id"])
+    await client.delete(f"{API}/products/{product['id']}", headers=staff_headers)
+    await client.delete(f"{API}/categories/{child['id']}", headers=staff_headers)
+
+    force = {"force": "true"}
+    # A deleted child and a deleted product still refer to these categories.
+    for category in (parent, child):
+        refused = await client.delete(
+            f"{API}/categories/{category['id']}", params=force, headers=staff_headers
+        )
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "conflict"
+    assert await catalog_row_counts(db) == (2, 1, 0)
+
+    lonely = await make_category("Lonely")
+    gone = await client.delete(
+        f"{API}/categories/{lonely['id']}", params=force, headers=staff_headers
+    )
+    assert gone.status_code == 204
+    staff_view = await client.get(
+        f"{API}/categories/{lonely['id']}",
+        params={"include_deleted": "true"},
+        headers=staff_headers,
+    )
+    assert staff_view.status_code == 404
+    assert await catalog_row_counts(db) == (2, 1, 0)
+
+
 async def test_tree_nests_children_by_name(
     client: httpx.AsyncClient, make_category: Maker, staff_headers: dict[str, str]
 ) -> None:

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from storekeeper.accounts.dependencies import OptionalUser, StaffUser, is_staff
+from storekeeper.accounts.dependencies import OptionalUser, SettingsDep, StaffUser, is_staff
 from storekeeper.catalog import service
-from storekeeper.catalog.models import Category
+from storekeeper.catalog.models import Category, Product, Sku
 from storekeeper.catalog.schemas import (
     CatalogId,
     CategoryCreate,
@@ -20,6 +20,15 @@ from storekeeper.catalog.schemas import (
     CategoryTree,
     CategoryUpdate,
     IdPath,
+    PriceCents,
+    ProductCreate,
+    ProductOut,
+    ProductUpdate,
+    SkuCodePath,
+    SkuCreate,
+    SkuOut,
+    SkuUpdate,
+    storable_text,
 )
 from storekeeper.db import SessionDep
 from storekeeper.errors import (
@@ -32,6 +41,7 @@ from storekeeper.errors import (
     VersionConflict,
     problem_responses,
 )
+from storekeeper.inventory.queries import available_by_sku
 from storekeeper.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = APIRouter()
@@ -179,3 +189,254 @@ async def restore_category(
     """Undo a soft delete (409 while the parent is deleted or a live sibling took the name)."""
     category = await service.restore_category(session, category_id)
     return CategoryOut.model_validate(category)
+
+
+# Products
+
+
+def _sku_out(sku: Sku, available: int) -> SkuOut:
+    return SkuOut(
+        id=sku.id,
+        code=sku.code,
+        product_id=sku.product_id,
+        price_cents=sku.price_cents,
+        currency=sku.currency,
+        attributes=sku.attributes,
+        available=available,
+        version=sku.version,
+        is_deleted=sku.is_deleted,
+        created_at=sku.created_at,
+        updated_at=sku.updated_at,
+    )
+
+
+def _product_out(product: Product, stock: service.SkuStock) -> ProductOut:
+    return ProductOut(
+        id=product.id,
+        name=product.name,
+        description=product.description,
+        category_id=product.category_id,
+        attributes=product.attributes,
+        skus=[
+            _sku_out(sku, stock.available.get(sku.id, 0))
+            for sku in stock.by_product.get(product.id, [])
+        ],
+        version=product.version,
+        is_deleted=product.is_deleted,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+    )
+
+
+async def _product_response(session: SessionDep, product: Product) -> ProductOut:
+    stock = await service.live_skus_with_stock(session, [product.id])
+    return _product_out(product, stock)
+
+
+@router.post(
+    "/products",
+    status_code=status.HTTP_201_CREATED,
+    tags=["products"],
+    responses=problem_responses(*WRITE_ERRORS, Conflict),
+)
+async def create_product(
+    data: ProductCreate, session: SessionDep, settings: SettingsDep, _staff: StaffUser
+) -> ProductOut:
+    """Create a product together with its SKUs (all or nothing). A SKU code already in
+    use, by a deleted SKU too, is a 409."""
+    product = await service.create_product(session, data, settings.default_currency)
+    return await _product_response(session, product)
+
+
+@router.get(
+    "/products",
+    tags=["products"],
+    responses=problem_responses(ValidationFailed, Unauthorized),
+)
+async def list_products(
+    session: SessionDep,
+    user: OptionalUser,
+    category_id: Annotated[
+        CatalogId | None, Query(description="This category and all its descendants.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Words to find in name/description."),
+    ] = None,
+    min_price_cents: Annotated[
+        PriceCents | None, Query(description="Has a live SKU at least this price.")
+    ] = None,
+    max_price_cents: Annotated[
+        PriceCents | None, Query(description="Has a live SKU at most this price.")
+    ] = None,
+    in_stock: Annotated[
+        bool | None, Query(description="true: a live SKU is available; false: none is.")
+    ] = None,
+    include_deleted: IncludeDeletedQuery = False,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[ProductOut]:
+    """Products in id order with their live SKUs, filtered; every filter narrows."""
+    if q is not None:
+        q = _storable_query(q, "q")
+    filters = service.ProductFilters(
+        category_id=category_id,
+        q=q,
+        min_price_cents=min_price_cents,
+        max_price_cents=max_price_cents,
+        in_stock=in_stock,
+    )
+    page = await service.list_products(
+        session,
+        filters,
+        include_deleted=_include_deleted(include_deleted, user),
+        limit=limit,
+        cursor=cursor,
+    )
+    stock = await service.live_skus_with_stock(session, [product.id for product in page.rows])
+    return Page(
+        items=[_product_out(product, stock) for product in page.rows],
+        next_cursor=page.next_cursor,
+    )
+
+
+def _storable_query(value: str, name: str) -> str:
+    try:
+        return storable_text(value)
+    except ValueError as exc:
+        raise ValidationFailed.field(["query", name], str(exc)) from None
+
+
+@router.get(
+    "/products/{product_id}",
+    tags=["products"],
+    responses=problem_responses(NotFound, ValidationFailed, Unauthorized),
+)
+async def get_product(
+    product_id: IdPath,
+    session: SessionDep,
+    user: OptionalUser,
+    include_deleted: IncludeDeletedQuery = False,
+) -> ProductOut:
+    product = await service.get_product(
+        session, product_id, include_deleted=_include_deleted(include_deleted, user)
+    )
+    return await _product_response(session, product)
+
+
+@router.patch(
+    "/products/{product_id}",
+    tags=["products"],
+    responses=problem_responses(*WRITE_ERRORS, NotFound, VersionConflict),
+)
+async def update_product(
+    product_id: IdPath, data: ProductUpdate, session: SessionDep, _staff: StaffUser
+) -> ProductOut:
+    """Change name, description, category or attributes (SKUs have their own routes)."""
+    product = await service.update_product(session, product_id, data)
+    return await _product_response(session, product)
+
+
+@router.delete(
+    "/products/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["products"],
+    responses=problem_responses(*WRITE_ERRORS, NotFound),
+)
+async def delete_product(product_id: IdPath, session: SessionDep, _staff: StaffUser) -> Response:
+    """Soft delete the product and its SKUs."""
+    await service.delete_product(session, product_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# SKUs
+
+
+async def _sku_response(session: SessionDep, sku: Sku) -> SkuOut:
+    available = await available_by_sku(session, [sku.id])
+    return _sku_out(sku, available[sku.id])
+
+
+@router.post(
+    "/skus",
+    status_code=status.HTTP_201_CREATED,
+    tags=["skus"],
+    responses=problem_responses(*WRITE_ERRORS, Conflict),
+)
+async def create_sku(
+    data: SkuCreate, session: SessionDep, settings: SettingsDep, _staff: StaffUser
+) -> SkuOut:
+    """Add a SKU to a live product. The code is stored upper-case; one already in use, by a
+    deleted SKU too, is a 409."""
+    sku = await service.create_sku(session, data, settings.default_currency)
+    return _sku_out(sku, 0)
+
+
+@router.get(
+    "/skus",
+    tags=["skus"],
+    responses=problem_responses(ValidationFailed, Unauthorized),
+)
+async def list_skus(
+    session: SessionDep,
+    user: OptionalUser,
+    product_id: Annotated[CatalogId | None, Query(description="Only this product's SKUs.")] = None,
+    include_deleted: IncludeDeletedQuery = False,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[SkuOut]:
+    """SKUs in id order, each with its current `available`."""
+    page = await service.list_skus(
+        session,
+        product_id=product_id,
+        include_deleted=_include_deleted(include_deleted, user),
+        limit=limit,
+        cursor=cursor,
+    )
+    available = await available_by_sku(session, [sku.id for sku in page.rows])
+    return Page(
+        items=[_sku_out(sku, available[sku.id]) for sku in page.rows],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/skus/{code}",
+    tags=["skus"],
+    responses=problem_responses(NotFound, ValidationFailed, Unauthorized),
+)
+async def get_sku(
+    code: SkuCodePath,
+    session: SessionDep,
+    user: OptionalUser,
+    include_deleted: IncludeDeletedQuery = False,
+) -> SkuOut:
+    sku = await service.get_sku(
+        session, code, include_deleted=_include_deleted(include_deleted, user)
+    )
+    return await _sku_response(session, sku)
+
+
+@router.patch(
+    "/skus/{code}",
+    tags=["skus"],
+    responses=problem_responses(*WRITE_ERRORS, NotFound, VersionConflict),
+)
+async def update_sku(
+    code: SkuCodePath, data: SkuUpdate, session: SessionDep, _staff: StaffUser
+) -> SkuOut:
+    """Change price or attributes. Orders keep the price they were placed at."""
+    sku = await service.update_sku(session, code, data)
+    return await _sku_response(session, sku)
+
+
+@router.delete(
+    "/skus/{code}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["skus"],
+    responses=problem_responses(*WRITE_ERRORS, NotFound),
+)
+async def delete_sku(code: SkuCodePath, session: SessionDep, _staff: StaffUser) -> Response:
+    """Soft delete: no new holds, cart items or orders; existing ones proceed."""
+    await service.delete_sku(session, code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,16 +10,38 @@ is being created and a move never leaves a new child behind with a stale path. U
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import TextClause
 
-from storekeeper.catalog.models import Category, Product, Sku
-from storekeeper.catalog.schemas import CategoryCreate, CategoryUpdate
+from storekeeper.catalog.models import SEARCH_VECTOR_SQL, Category, Product, Sku
+from storekeeper.catalog.schemas import (
+    CategoryCreate,
+    CategoryUpdate,
+    ProductCreate,
+    ProductUpdate,
+    SkuCreate,
+    SkuUpdate,
+)
 from storekeeper.db import is_retryable
 from storekeeper.errors import (
     Conflict,
@@ -28,6 +50,8 @@ from storekeeper.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from storekeeper.inventory.models import StockLevel
+from storekeeper.inventory.queries import available_by_sku
 from storekeeper.pagination import decode_cursor, page_of
 
 ROOT_PATH = "/"
@@ -323,3 +347,290 @@ def build_tree(categories: Sequence[Category]) -> list[tuple[Category, list[Any]
         else:
             parent[1].append(node)
     return roots
+
+
+# Products and SKUs
+
+
+@dataclass
+class ProductFilters:
+    category_id: int | None = None
+    q: str | None = None
+    min_price_cents: int | None = None
+    max_price_cents: int | None = None
+    in_stock: bool | None = None
+
+
+@dataclass
+class SkuStock:
+    """Live SKUs of some products, grouped by product, with each SKU's availability."""
+
+    by_product: dict[int, list[Sku]]
+    available: dict[int, int]
+
+
+async def _locked_product(
+    session: AsyncSession, product_id: int, *, shared: bool = False
+) -> Product | None:
+    return await session.get(
+        Product, product_id, with_for_update={"read": shared}, populate_existing=True
+    )
+
+
+async def _locked_sku(session: AsyncSession, code: str) -> Sku | None:
+    stmt = (
+        select(Sku)
+        .where(Sku.code == code.upper())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def _refuse_taken_codes(session: AsyncSession, codes: Sequence[str], field: str) -> None:
+    if len(set(codes)) != len(codes):
+        raise ValidationFailed.field(["body", field], "SKU codes in one request must differ")
+    taken = (await session.scalars(select(Sku.code).where(Sku.code.in_(codes)))).all()
+    if taken:
+        raise Conflict(
+            f"SKU code already in use (deleted SKUs keep theirs): {', '.join(sorted(taken))}.",
+            codes=sorted(taken),
+        )
+
+
+def _search_condition(session: AsyncSession, q: str) -> ColumnElement[bool] | TextClause:
+    """Full-text match on name and description: PostgreSQL text search served by the GIN
+    index on `SEARCH_VECTOR_SQL`; SQLite FTS5. Both stem English words and need every word
+    of the query to match; punctuation in the query is ignored, never a syntax error."""
+    if session.get_bind().dialect.name == "postgresql":
+        matches = f"{SEARCH_VECTOR_SQL} @@ websearch_to_tsquery('english'::regconfig, :search)"
+        return text(matches).bindparams(search=q)
+    words = re.findall(r"\w+", q)
+    if not words:
+        return false()
+    match = " ".join(f'"{word}"' for word in words)
+    return Product.id.in_(
+        select(literal_column("rowid"))
+        .select_from(text("products_fts"))
+        .where(text("products_fts MATCH :search").bindparams(search=match))
+    )
+
+
+async def list_products(
+    session: AsyncSession,
+    filters: ProductFilters,
+    *,
+    include_deleted: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    stmt = select(Product)
+    if not include_deleted:
+        stmt = stmt.where(Product.is_deleted.is_(False))
+    if filters.category_id is not None:
+        category = await session.get(Category, filters.category_id)
+        if category is None or category.is_deleted:
+            raise ValidationFailed.field(
+                ["query", "category_id"], f"no category with id {filters.category_id}"
+            )
+        in_subtree = select(Category.id).where(subtree_condition(Category.path, category.path))
+        stmt = stmt.where(Product.category_id.in_(in_subtree))
+    if filters.q is not None:
+        stmt = stmt.where(_search_condition(session, filters.q))
+    sku_conditions: list[ColumnElement[bool]] = []
+    if filters.min_price_cents is not None:
+        sku_conditions.append(Sku.price_cents >= filters.min_price_cents)
+    if filters.max_price_cents is not None:
+        sku_conditions.append(Sku.price_cents <= filters.max_price_cents)
+    if sku_conditions:
+        stmt = stmt.where(_has_live_sku(*sku_conditions))
+    if filters.in_stock is not None:
+        in_stock = _has_live_sku(_sku_available() > 0)
+        stmt = stmt.where(in_stock if filters.in_stock else ~in_stock)
+    return await _paginate(session, stmt, Product.id, limit, cursor)
+
+
+def _has_live_sku(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists().where(Sku.product_id == Product.id, Sku.is_deleted.is_(False), *conditions)
+
+
+def _sku_available() -> Any:
+    return (
+        select(
+            func.coalesce(
+                func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.allocated), 0
+            )
+        )
+        .where(StockLevel.sku_id == Sku.id)
+        .scalar_subquery()
+    )
+
+
+async def get_product(
+    session: AsyncSession, product_id: int, *, include_deleted: bool = False
+) -> Product:
+    product = await session.get(Product, product_id)
+    if product is None or (product.is_deleted and not include_deleted):
+        raise NotFound(f"No product with id {product_id}.")
+    return product
+
+
+async def live_skus_with_stock(session: AsyncSession, product_ids: Sequence[int]) -> SkuStock:
+    """The live SKUs of these products and their availability: two statements whatever
+    the number of products."""
+    by_product: dict[int, list[Sku]] = {product_id: [] for product_id in product_ids}
+    if not product_ids:
+        return SkuStock(by_product, {})
+    skus = (
+        await session.scalars(
+            select(Sku)
+            .where(Sku.product_id.in_(product_ids), Sku.is_deleted.is_(False))
+            .order_by(Sku.product_id, Sku.id)
+        )
+    ).all()
+    for sku in skus:
+        by_product[sku.product_id].append(sku)
+    return SkuStock(by_product, await available_by_sku(session, [sku.id for sku in skus]))
+
+
+async def create_product(
+    session: AsyncSession, data: ProductCreate, default_currency: str
+) -> Product:
+    """The product and its SKUs, all or nothing."""
+    await _live_parent(session, data.category_id, "category_id")
+    codes = [sku.code for sku in data.skus]
+    if codes:
+        await _refuse_taken_codes(session, codes, "skus")
+    product = Product(
+        name=data.name,
+        description=data.description,
+        category_id=data.category_id,
+        attributes=data.attributes,
+    )
+    session.add(product)
+    await session.flush()
+    session.add_all(
+        Sku(
+            product_id=product.id,
+            code=sku.code,
+            price_cents=sku.price_cents,
+            currency=sku.currency or default_currency,
+            attributes=sku.attributes,
+        )
+        for sku in data.skus
+    )
+    await flush_or_conflict(session, "A SKU code is already in use.")
+    return product
+
+
+async def update_product(session: AsyncSession, product_id: int, data: ProductUpdate) -> Product:
+    product = await _locked_product(session, product_id)
+    if product is None or product.is_deleted:
+        raise NotFound(f"No product with id {product_id}.")
+    check_version(product, data.version)
+    changes = {
+        field: getattr(data, field)
+        for field in data.model_fields_set - {"version"}
+        if getattr(data, field) != getattr(product, field)
+    }
+    if not changes:
+        return product
+    if "category_id" in changes:
+        await _live_parent(session, changes["category_id"], "category_id")
+    for field, value in changes.items():
+        setattr(product, field, value)
+    product.version += 1
+    await session.flush()
+    return product
+
+
+async def delete_product(session: AsyncSession, product_id: int) -> None:
+    """Soft delete the product and, with it, its live SKUs (no new holds, cart items or
+    orders for them; existing ones proceed)."""
+    product = await _locked_product(session, product_id)
+    if product is None:
+        raise NotFound(f"No product with id {product_id}.")
+    if product.is_deleted:
+        return
+    product.is_deleted = True
+    product.version += 1
+    await session.flush()
+    await session.execute(
+        update(Sku)
+        .where(Sku.product_id == product_id, Sku.is_deleted.is_(False))
+        .values(is_deleted=True, version=Sku.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def list_skus(
+    session: AsyncSession,
+    *,
+    product_id: int | None,
+    include_deleted: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    stmt = select(Sku)
+    if product_id is not None:
+        stmt = stmt.where(Sku.product_id == product_id)
+    if not include_deleted:
+        stmt = stmt.where(Sku.is_deleted.is_(False))
+    return await _paginate(session, stmt, Sku.id, limit, cursor)
+
+
+async def get_sku(session: AsyncSession, code: str, *, include_deleted: bool = False) -> Sku:
+    sku = (await session.scalars(select(Sku).where(Sku.code == code.upper()))).first()
+    if sku is None or (sku.is_deleted and not include_deleted):
+        raise NotFound(f"No SKU with code {code.upper()}.")
+    return sku
+
+
+async def create_sku(session: AsyncSession, data: SkuCreate, default_currency: str) -> Sku:
+    product = await _locked_product(session, data.product_id, shared=True)
+    if product is None or product.is_deleted:
+        raise ValidationFailed.field(
+            ["body", "product_id"], f"no product with id {data.product_id}"
+        )
+    await _refuse_taken_codes(session, [data.code], "code")
+    sku = Sku(
+        product_id=data.product_id,
+        code=data.code,
+        price_cents=data.price_cents,
+        currency=data.currency or default_currency,
+        attributes=data.attributes,
+    )
+    session.add(sku)
+    await flush_or_conflict(session, f"SKU code {data.code} is already in use.")
+    return sku
+
+
+async def update_sku(session: AsyncSession, code: str, data: SkuUpdate) -> Sku:
+    sku = await _locked_sku(session, code)
+    if sku is None or sku.is_deleted:
+        raise NotFound(f"No SKU with code {code.upper()}.")
+    check_version(sku, data.version)
+    changes = {
+        field: getattr(data, field)
+        for field in data.model_fields_set - {"version"}
+        if getattr(data, field) != getattr(sku, field)
+    }
+    if not changes:
+        return sku
+    for field, value in changes.items():
+        setattr(sku, field, value)
+    sku.version += 1
+    await session.flush()
+    return sku
+
+
+async def delete_sku(session: AsyncSession, code: str) -> None:
+    """Soft delete: no new holds, cart items or orders; existing ones proceed."""
+    sku = await _locked_sku(session, code)
+    if sku is None:
+        raise NotFound(f"No SKU with code {code.upper()}.")
+    if sku.is_deleted:
+        return
+    sku.is_deleted = True
+    sku.version += 1
+    await session.flush()
