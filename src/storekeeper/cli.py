@@ -13,12 +13,14 @@ from storekeeper import migrate
 from storekeeper.accounts.cli import users_app
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
+from storekeeper.inventory.cli import check
 from storekeeper.seed import seed as seed_database
 
 app = typer.Typer(help="Storekeeper: inventory, reservations and orders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.command("check")(check)
 
 
 @app.command()

@@ -1,0 +1,31 @@
+"""`storekeeper check`: the consistency report from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import orjson
+import typer
+
+from storekeeper.config import Settings
+from storekeeper.db import Database
+from storekeeper.inventory.consistency import Report, check_consistency
+
+
+async def _report(settings: Settings) -> Report:
+    db = Database(settings)
+    try:
+        return await db.run(check_consistency, write=False)
+    finally:
+        await db.dispose()
+
+
+def check() -> None:
+    """Check stock figures against reservations and the ledger; prints the report as
+    JSON and exits 1 when anything is inconsistent."""
+    report = asyncio.run(_report(Settings()))
+    typer.echo(orjson.dumps(dataclasses.asdict(report), option=orjson.OPT_INDENT_2).decode())
+    if not report.is_consistent:
+        typer.echo(f"{len(report.issues)} consistency issue(s) found.", err=True)
+        raise typer.Exit(code=1)

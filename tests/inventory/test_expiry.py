@@ -1,0 +1,167 @@
+"""Hold expiry: the sweeper, several sweepers at once, metrics and the check command."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import orjson
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
+
+from storekeeper.cli import app as cli
+from storekeeper.config import LockingStrategy
+from storekeeper.db import Database, utcnow
+from storekeeper.inventory import service
+from storekeeper.inventory.consistency import check_consistency
+from storekeeper.inventory.expiry import sweep_expired_holds
+from storekeeper.inventory.models import Reservation, StockLevel, StockMovement
+from tests.inventory.conftest import Receiver, SkuFactory
+
+
+async def _hold(db: Database, token: str, items: list[tuple[str, int, str | None]]) -> None:
+    async with db.transaction() as session:
+        await service.create_hold(
+            session,
+            items,
+            ttl_seconds=60,
+            locking=LockingStrategy.ATOMIC,
+            client_token=token,
+            request_fingerprint=token,
+        )
+
+
+async def _age_all_holds(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Reservation).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def _reserved(db: Database) -> dict[int, int]:
+    async with db.transaction(write=False) as session:
+        rows = await session.execute(select(StockLevel.sku_id, StockLevel.reserved))
+        return {row.sku_id: row.reserved for row in rows}
+
+
+async def test_sweeper_expires_due_holds_in_batches(
+    db: Database, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    a = await make_sku("A")
+    b = await make_sku("B")
+    await receive("A", 20)
+    await receive("B", 20)
+    for index in range(5):
+        await _hold(db, f"old-{index}", [("A", 2, None), ("B", 1, None)])
+    await _age_all_holds(db)
+    await _hold(db, "live", [("A", 1, None)])
+
+    assert await sweep_expired_holds(db, batch_size=2) == 5
+    assert await sweep_expired_holds(db, batch_size=2) == 0
+    assert await _reserved(db) == {a: 1, b: 0}
+    async with db.transaction(write=False) as session:
+        statuses = dict(
+            (await session.execute(select(Reservation.client_token, Reservation.status))).all()
+        )
+        expire_rows = (
+            await session.execute(
+                select(StockMovement.reference, StockMovement.reserved_delta).where(
+                    StockMovement.kind == "expire"
+                )
+            )
+        ).all()
+        ids = {str(r.id) for r in (await session.scalars(select(Reservation))).all()}
+        report = await check_consistency(session)
+    assert statuses == {**{f"old-{i}": "expired" for i in range(5)}, "live": "held"}
+    assert len(expire_rows) == 10
+    assert {reference for reference, _ in expire_rows} <= ids
+    assert sorted(delta for _, delta in expire_rows) == [-2] * 5 + [-1] * 5
+    assert report.is_consistent
+
+
+async def test_two_sweepers_side_by_side_expire_each_hold_once(
+    db: Database, postgres_only: None, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    await make_sku("A")
+    await receive("A", 1000)
+    for index in range(300):
+        await _hold(db, f"h{index}", [("A", 1, None)])
+    await _age_all_holds(db)
+    other = Database(db.settings)
+    try:
+        first, second = await asyncio.gather(
+            sweep_expired_holds(db, batch_size=25), sweep_expired_holds(other, batch_size=25)
+        )
+    finally:
+        await other.dispose()
+    assert first + second == 300
+    async with db.transaction(write=False) as session:
+        expired = await session.scalar(
+            select(func.count()).select_from(StockMovement).where(StockMovement.kind == "expire")
+        )
+        report = await check_consistency(session)
+    assert expired == 300
+    assert report.is_consistent
+
+
+async def test_metrics_count_holds_and_refusals(
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    make_sku: SkuFactory,
+    receive: Receiver,
+) -> None:
+    def value(text: str, name: str) -> float:
+        line = next(line for line in text.splitlines() if line.startswith(f"{name} "))
+        return float(line.split()[1])
+
+    names = [
+        "storekeeper_holds_created_total",
+        "storekeeper_holds_released_total",
+        "storekeeper_insufficient_stock_total",
+    ]
+    before = (await client.get("/metrics")).text
+    await make_sku("A")
+    await receive("A", 1)
+    hold = await client.post(
+        "/api/v1/inventory/holds",
+        headers=staff_headers,
+        json={"client_token": "m1", "items": [{"sku": "A", "quantity": 1}]},
+    )
+    await client.post(
+        "/api/v1/inventory/holds",
+        headers=staff_headers,
+        json={"client_token": "m2", "items": [{"sku": "A", "quantity": 1}]},
+    )
+    await client.post(f"/api/v1/inventory/holds/{hold.json()['id']}/release", headers=staff_headers)
+    after = (await client.get("/metrics")).text
+    assert [value(after, n) - value(before, n) for n in names] == [1, 1, 1]
+    for name in ("storekeeper_holds_expired_total", "storekeeper_optimistic_retries_total"):
+        assert f"{name} " in after
+
+
+async def test_check_command_exit_code(
+    db: Database, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    await make_sku("A")
+    await receive("A", 3)
+    runner = CliRunner()
+    env = {"STOREKEEPER_DATABASE_URL": db.settings.database_url}
+    clean = await asyncio.to_thread(runner.invoke, cli, ["check"], env=env)
+    assert clean.exit_code == 0, clean.output
+    assert orjson.loads(clean.stdout)["is_consistent"] is True
+
+    async with db.transaction() as session:
+        await session.execute(update(StockLevel).values(on_hand=4))
+    broken = await asyncio.to_thread(runner.invoke, cli, ["check"], env=env)
+    assert broken.exit_code == 1
+    report = orjson.loads(broken.stdout)
+    assert report["issues"] == [
+        {
+            "sku": "A",
+            "location": "MAIN",
+            "check": "on_hand_matches_ledger",
+            "expected": 3,
+            "actual": 4,
+        }
+    ]
