@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
     if args.seconds:
         sizes = scenarios.Sizes(**{**sizes.__dict__, "seconds": args.seconds})
     bench_db = BenchDatabase(args.server_dsn, f"storekeeper_bench_{os.getpid()}")
-    log_dir = Path(tempfile.mkdtemp(prefix="storekeeper-bench-"))
+    log_dir = Path(tempfile.mkdtemp(prefix="storekeeper-bench-logs-"))
     ctx = Context(
         db=bench_db,
         sizes=sizes,
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
         if "ceilings" not in skip:
             with serve(ctx.server_settings(), log_dir, app=CEILING_APP, label="ceiling") as server:
                 record(await scenarios.ceiling_update(ctx, server))
-                record(await scenarios.ceiling_noop(ctx, server))
+            await scenarios.reset_ceiling_row(ctx)
 
         for strategy in args.strategies:
             print(f"locking strategy {strategy}", flush=True)
@@ -122,6 +122,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 if not ctx.openapi_paths:
                     await scenarios.load_openapi(ctx, server)
                     await scenarios.prepare_accounts(ctx, server)
+                    if "ceilings" not in skip:
+                        record(await scenarios.ceiling_noop(ctx, server))
                 if "holds" not in skip:
                     record(await scenarios.hot_hold(ctx, server, strategy))
                 if "sell-out" not in skip:
@@ -154,7 +156,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 record(scenarios.check_command(ctx))
     finally:
         await bench_db.drop()
-        shutil.rmtree(log_dir, ignore_errors=True)
+        if all(result.ok for result in results):
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            print(f"server logs kept in {log_dir}", flush=True)
     return results
 
 

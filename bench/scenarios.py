@@ -23,7 +23,7 @@ import orjson
 
 from bench import database as seed
 from bench.database import REPO, STOREKEEPER, BenchDatabase
-from bench.loadgen import FlowClient, LoadResult, run_flow, run_wrk
+from bench.loadgen import FlowClient, HttpError, LoadResult, run_flow, run_wrk
 from bench.server import RunningServer, ServerSettings, cpu_seconds, machine_busy_seconds
 
 API = "/api/v1"
@@ -195,7 +195,7 @@ def result_from_load(
     """A result row: throughput counts the responses with an expected status (`ok`);
     anything else, transport failures included, is an error."""
     successes = load.count(*ok)
-    return Result(
+    result = Result(
         scenario=scenario,
         strategy=strategy,
         throughput=round(successes / load.seconds, 1) if load.seconds else 0.0,
@@ -207,6 +207,10 @@ def result_from_load(
         statuses=load.statuses,
         cpu_cores=cores,
     )
+    unexpected = {status: count for status, count in load.statuses.items() if int(status) >= 500}
+    if unexpected:
+        result.failures.append(f"server errors: {unexpected}")
+    return result
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -266,6 +270,25 @@ async def load_openapi(ctx: Context, server: RunningServer) -> None:
 # -- correctness -----------------------------------------------------------------------------
 
 
+async def wait_until_quiet(ctx: Context, within_seconds: float = 60.0) -> None:
+    """Wait for the requests a load generator abandoned at the end of its run (the server
+    still finishes them) so that what is verified is the final state."""
+    conn = await asyncpg.connect(ctx.db.server_dsn)
+    try:
+        deadline = time.monotonic() + within_seconds
+        quiet_polls = 0
+        while time.monotonic() < deadline and quiet_polls < 3:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
+                "AND application_name = 'storekeeper' AND state <> 'idle'",
+                ctx.db.name,
+            )
+            quiet_polls = quiet_polls + 1 if busy == 0 else 0
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
 async def verify(
     ctx: Context,
     server: RunningServer,
@@ -274,7 +297,11 @@ async def verify(
     acknowledged: int | None = None,
     token_prefix: str | None = None,
 ) -> Result:
-    """Oversold units, lost acknowledgements and the consistency report, after a run."""
+    """Oversold units, lost acknowledgements and the consistency report, after a run.
+
+    Every acknowledged hold must exist; more may exist than were acknowledged (requests the
+    generator abandoned when its time was up, which the server still completed)."""
+    await wait_until_quiet(ctx)
     conn = await ctx.db.connect()
     try:
         result.oversold = await seed.oversold_units(conn)
@@ -285,7 +312,7 @@ async def verify(
             )
             result.details["acknowledged"] = acknowledged
             result.details["stored"] = int(stored)
-            if stored != acknowledged:
+            if stored < acknowledged:
                 result.failures.append(f"{acknowledged} holds acknowledged, {stored} stored")
     finally:
         await conn.close()
@@ -344,15 +371,21 @@ async def ceiling_update(ctx: Context, server: RunningServer) -> Result:
         connections=CONNECTIONS,
         seconds=ctx.sizes.seconds,
     )
-    result = result_from_load("ceiling-update", "-", load, cores, 200)
-    # The bare UPDATE writes no reservation and no ledger row by design: put the row back
-    # so that the consistency report of the scenarios that follow is about them alone.
+    return result_from_load("ceiling-update", "-", load, cores, 200)
+
+
+async def reset_ceiling_row(ctx: Context) -> None:
+    """The bare UPDATE writes no reservation and no ledger row by design: once its server
+    has stopped, put the row back so that the consistency reports that follow are about
+    the service alone."""
     conn = await ctx.db.connect()
     try:
-        await conn.execute("UPDATE stock_levels SET reserved = 0 WHERE id = $1", hot_level)
+        await conn.execute(
+            "UPDATE stock_levels SET reserved = 0 WHERE id = $1",
+            await seed.level_id(conn, seed.CEILING_SKU),
+        )
     finally:
         await conn.close()
-    return result
 
 
 # -- holds -----------------------------------------------------------------------------------
@@ -424,9 +457,17 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
     async def attempt(client: FlowClient, number: int) -> tuple[int, float]:
         body = {"client_token": f"{token_prefix}{number}", "items": [{"sku": sku, "quantity": 1}]}
         started = time.perf_counter()
-        status, _ = await client.request(
-            "POST", f"{API}/inventory/holds", json_body=body, headers=headers
-        )
+        # A broken connection leaves the outcome unknown: ask again with the same client
+        # token, which returns the hold if it was made (200) and makes it if not.
+        for retry in range(3):
+            try:
+                status, _ = await client.request(
+                    "POST", f"{API}/inventory/holds", json_body=body, headers=headers
+                )
+                break
+            except HttpError:
+                if retry == 2:
+                    raise
         return status, (time.perf_counter() - started) * 1000
 
     load, cores = await measured(
@@ -438,8 +479,8 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
         clients=CONNECTIONS,
         attempts=ctx.sizes.sellout_attempts,
     )
-    held, refused = load.count(201), load.count(409)
-    result = result_from_load("sell-out", strategy, load, cores, 201, 409)
+    held, refused = load.count(201, 200), load.count(409)
+    result = result_from_load("sell-out", strategy, load, cores, 201, 200, 409)
     result.throughput = round(load.requests / load.seconds, 1) if load.seconds else 0.0
     result.details.update(held=held, refused=refused, on_hand=ctx.sizes.sellout_on_hand)
     expected = ctx.sizes.sellout_on_hand

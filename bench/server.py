@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -115,11 +116,15 @@ def serve(
     whatever happens inside."""
     port = free_port()
     log_path = log_dir / f"{label}-{port}.log"
+    env = settings.environment()
+    if app != "service" and settings.workers > 1:
+        # What `storekeeper serve` does for several workers: metrics shared through files.
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tempfile.mkdtemp(dir=log_dir)))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             _command(app, port, settings.workers),
             cwd=REPO,
-            env=settings.environment(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
