@@ -78,6 +78,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
     )
     results: list[Result] = []
     skip = set(args.skip)
+    completed = False
 
     def record(result: Result) -> None:
         results.append(result)
@@ -154,9 +155,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
                         record(result)
             if "check" not in skip:
                 record(scenarios.check_command(ctx))
+        completed = True
     finally:
         await bench_db.drop()
-        if all(result.ok for result in results):
+        if completed and all(result.ok for result in results):
             shutil.rmtree(log_dir, ignore_errors=True)
         else:
             print(f"server logs kept in {log_dir}", flush=True)

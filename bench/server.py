@@ -137,7 +137,7 @@ def serve(
         _stop(process)
 
 
-def _wait_ready(server: RunningServer, within_seconds: float = 60.0) -> None:
+def _wait_ready(server: RunningServer, within_seconds: float = 120.0) -> None:
     deadline = time.monotonic() + within_seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
