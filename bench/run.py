@@ -29,7 +29,7 @@ from bench import database as seed
 from bench import report, scenarios
 from bench.database import REPO, STRATEGIES, BenchDatabase
 from bench.scenarios import FULL, QUICK, Context, Result
-from bench.server import serve
+from bench.server import RunningServer, serve
 
 DEFAULT_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS_DIR = REPO / "bench" / "results"
@@ -80,7 +80,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
     skip = set(args.skip)
     completed = False
 
-    def record(result: Result) -> None:
+    def record(result: Result, server: RunningServer | None = None) -> None:
+        if server is not None and (restarts := server.new_worker_restarts()):
+            result.warnings.append(f"the server restarted {restarts} missing workers")
         results.append(result)
         state = (
             f"skipped ({result.skipped})"
@@ -89,6 +91,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
         )
         throughput = f"{result.throughput:,.1f}/s " if result.throughput is not None else ""
         print(f"  {result.scenario:<15} {result.strategy:<12} {throughput}{state}", flush=True)
+        for warning in result.warnings:
+            print(f"  {'':<15} {'':<12} warning: {warning}", flush=True)
 
     await bench_db.create()
     try:
@@ -114,7 +118,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
 
         if "ceilings" not in skip:
             with serve(ctx.server_settings(), log_dir, app=CEILING_APP, label="ceiling") as server:
-                record(await scenarios.ceiling_update(ctx, server))
+                record(await scenarios.ceiling_update(ctx, server), server)
             await scenarios.reset_ceiling_row(ctx)
 
         for strategy in args.strategies:
@@ -124,17 +128,17 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     await scenarios.load_openapi(ctx, server)
                     await scenarios.prepare_accounts(ctx, server)
                     if "ceilings" not in skip:
-                        record(await scenarios.ceiling_noop(ctx, server))
+                        record(await scenarios.ceiling_noop(ctx, server), server)
                 if "holds" not in skip:
-                    record(await scenarios.hot_hold(ctx, server, strategy))
+                    record(await scenarios.hot_hold(ctx, server, strategy), server)
                 if "sell-out" not in skip:
-                    record(await scenarios.sell_out(ctx, server, strategy))
+                    record(await scenarios.sell_out(ctx, server, strategy), server)
                 if "holds" not in skip:
-                    record(await scenarios.spread_hold(ctx, server, strategy))
+                    record(await scenarios.spread_hold(ctx, server, strategy), server)
                 if "checkout" not in skip:
-                    record(await scenarios.checkout(ctx, server, strategy))
+                    record(await scenarios.checkout(ctx, server, strategy), server)
                 if "expiry" not in skip:
-                    record(await scenarios.expiry(ctx, server, strategy))
+                    record(await scenarios.expiry(ctx, server, strategy), server)
 
         if "browse" not in skip or "check" not in skip:
             print(f"catalog of {sizes.browse_skus:,} SKUs: seeding", flush=True)
@@ -152,7 +156,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
                     if not ctx.openapi_paths:
                         await scenarios.load_openapi(ctx, server)
                     for result in await scenarios.browse(ctx, server):
-                        record(result)
+                        record(result, server)
             if "check" not in skip:
                 record(scenarios.check_command(ctx))
         completed = True

@@ -63,6 +63,17 @@ class RunningServer:
     base_url: str
     log_path: Path
     workers: int
+    restarts_seen: int = 0
+
+    def new_worker_restarts(self) -> int:
+        """Workers the supervisor replaced since the last call, because they exited or
+        missed its health check (a worker starved of CPU looks hung to it)."""
+        try:
+            restarts = self.log_path.read_text(errors="replace").count("] died")
+        except OSError:
+            return 0
+        new, self.restarts_seen = restarts - self.restarts_seen, restarts
+        return new
 
     def process_ids(self) -> list[int]:
         """The server's own process and its workers."""
@@ -132,6 +143,7 @@ def serve(
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path, settings.workers)
     try:
         _wait_ready(server)
+        server.new_worker_restarts()
         yield server
     finally:
         _stop(process)
