@@ -65,8 +65,8 @@ QUICK = Sizes(
     spread_skus=1_000,
     browse_skus=20_000,
     expiry_holds=2_000,
-    sellout_on_hand=200,
-    sellout_attempts=1_000,
+    sellout_on_hand=50,
+    sellout_attempts=250,
     customers=8,
     expiry_timeout_seconds=30,
 )
