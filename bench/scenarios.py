@@ -208,6 +208,11 @@ def result_from_load(
         statuses=load.statuses,
         cpu_cores=cores,
     )
+    if load.requests:
+        # CPU per request hardly depends on how busy the machine is, unlike throughput.
+        for part in ("server", "postgres"):
+            per_request = cores.get(part, 0.0) * load.seconds / load.requests * 1000
+            result.details[f"{part}_cpu_ms_per_request"] = round(per_request, 2)
     unexpected = {status: count for status, count in load.statuses.items() if int(status) >= 500}
     if unexpected:
         # Overload (pool timeouts, a restarted worker) is a speed problem, reported but not
