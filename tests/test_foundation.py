@@ -12,9 +12,11 @@ import httpx
 import pytest
 from fastapi import Body
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from storekeeper.app import create_app
 from storekeeper.config import Environment, Settings
+from storekeeper.errors import is_database_unavailable
 
 PROBLEM = "application/problem+json"
 
@@ -121,6 +123,12 @@ async def test_ready_is_503_when_database_unreachable() -> None:
             assert ready.status_code == 503
             assert ready.json()["status"] == "unavailable"
             assert ready.json()["reason"].startswith("database unavailable")
+            # An API call that needs the database is a retryable 503, not a 500.
+            categories = await client.get("/api/v1/categories")
+            assert categories.status_code == 503
+            assert categories.headers["retry-after"] == "1"
+            assert categories.headers["content-type"] == "application/problem+json"
+            assert categories.json()["code"] == "service_unavailable"
 
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
@@ -179,3 +187,27 @@ def test_serve_refuses_unmigrated_database(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "storekeeper db upgrade" in result.stderr
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str, message: str = "driver error") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "message", "unavailable"),
+    [
+        ("53300", "sorry, too many clients already", True),
+        ("08006", "connection failure", True),
+        ("57P01", "terminating connection due to administrator command", True),
+        ("", "database is locked", True),
+        ("23505", "duplicate key value violates unique constraint", False),
+        ("42P01", "relation does not exist", False),
+    ],
+)
+def test_database_unavailable_is_told_apart_from_failed_work(
+    sqlstate: str, message: str, unavailable: bool
+) -> None:
+    error = DBAPIError("SELECT 1", None, _DriverError(sqlstate, message))
+    assert is_database_unavailable(error) is unavailable

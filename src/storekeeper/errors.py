@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -177,6 +179,31 @@ class ServiceUnavailable(StorekeeperError):
     code = "service_unavailable"
     default_detail = "The service cannot answer right now."
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+# SQLSTATE classes that mean "the database cannot take this request now", not "this request
+# is wrong": connection exceptions, insufficient resources (too many clients), operator
+# intervention (shutting down, cannot connect now).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when the error says the database is out of reach or full, not that work failed."""
+    if isinstance(exc, PoolTimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return True
+        # SQLite: a writer held the lock past the busy timeout.
+        return "database is locked" in str(orig)
+    return False
+
 
 def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {
@@ -254,6 +281,17 @@ def register_error_handlers(app: FastAPI) -> None:
             return ProblemResponse(error.body(), status_code=exc.status_code, headers=headers)
         body = problem_body(exc.status_code, "http_error", str(exc.detail))
         return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def _database_error(_request: Request, exc: Exception) -> Response:
+        if not is_database_unavailable(exc):
+            raise exc  # a real failure: the catch-all below renders it as a 500
+        log.warning("database_unavailable", error_type=type(exc).__name__)
+        return problem_response(
+            ServiceUnavailable("The database cannot take this request now; retry shortly.")
+        )
+
+    for database_error in (DBAPIError, PoolTimeoutError, ConnectionError):
+        app.add_exception_handler(database_error, _database_error)
 
     @app.exception_handler(Exception)
     async def _unexpected_error(request: Request, exc: Exception) -> Response:
