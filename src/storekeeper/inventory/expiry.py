@@ -1,11 +1,12 @@
 """Hold expiry: returning the stock of holds whose `expires_at` has passed.
 
-`expire_due_holds` is set-based: one statement marks a batch of holds `expired` (claimed with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several sweepers never wait on each other), one
-writes an `expire` movement per line, one locks the touched levels in (SKU, location) order
-and one gives their `reserved` back. The background sweeper runs it in batches every
-`STOREKEEPER_EXPIRY_INTERVAL_SECONDS`; holds and allocations also run it inline, restricted
-to their own SKUs, when they would otherwise be short.
+`expire_due_holds` is set-based. On PostgreSQL one statement per batch claims due holds
+with `FOR UPDATE SKIP LOCKED` (several sweepers never wait on each other nor expire a hold
+twice), marks them `expired`, writes an `expire` movement per line, locks the touched levels
+in (SKU, location) order and gives their `reserved` back. SQLite, whose writers are
+serialised anyway, runs the same steps as separate statements. The background sweeper runs
+it in batches every `STOREKEEPER_EXPIRY_INTERVAL_SECONDS`; holds and allocations also run it
+inline, restricted to their own SKUs, when they would otherwise be short.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from sqlalchemy import (
     ColumnElement,
     String,
     Table,
+    TextClause,
+    bindparam,
     cast,
     exists,
     func,
     literal,
     select,
-    tuple_,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storekeeper.db import Database, utcnow
+from storekeeper.db import Database, UTCDateTime, utcnow
 from storekeeper.inventory.levels import is_postgres, levels, movements, reservation_lines
 from storekeeper.inventory.metrics import HOLDS_EXPIRED
 from storekeeper.inventory.models import MovementKind, Reservation, ReservationStatus
@@ -39,21 +42,87 @@ reservations = typing.cast(Table, Reservation.__table__)
 EXPIRY_REASON = "expired"
 
 
-def _reservation_id_text(session: AsyncSession) -> ColumnElement[Any]:
-    """A reservation id as the canonical hyphenated text used in ledger references."""
-    column = reservation_lines.c.reservation_id
-    if is_postgres(session):
-        return cast(column, String)
-    # SQLite stores UUIDs as 32 hex digits.
-    hex_id = func.lower(cast(column, String))
+def _reservation_id_text() -> ColumnElement[Any]:
+    """A reservation id as the canonical hyphenated text used in ledger references (SQLite
+    stores UUIDs as 32 hex digits)."""
+    hex_id = func.lower(cast(reservation_lines.c.reservation_id, String))
     parts = [func.substr(hex_id, start, length) for start, length in _UUID_GROUPS]
-    text: ColumnElement[Any] = parts[0]
+    hyphenated: ColumnElement[Any] = parts[0]
     for part in parts[1:]:
-        text = text.op("||")(literal("-")).op("||")(part)
-    return text
+        hyphenated = hyphenated.op("||")(literal("-")).op("||")(part)
+    return hyphenated
 
 
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+# One round trip per batch on PostgreSQL: claim due holds (skipping those another sweeper
+# holds), mark them expired, write one `expire` movement per line, then lock the touched
+# levels in (SKU, location) order and give their `reserved` back. Rows leave the `locked`
+# query sorted and each is locked as it leaves, so the lock order is the order every
+# other writer uses.
+_EXPIRE_ON_POSTGRES = """
+WITH claimed AS (
+    SELECT r.id FROM reservations AS r
+    WHERE r.status = 'held' AND r.expires_at <= :now {sku_filter}
+    ORDER BY r.expires_at
+    {limit}
+    FOR UPDATE OF r SKIP LOCKED
+),
+expired AS (
+    UPDATE reservations AS r SET status = 'expired', updated_at = :now
+    FROM claimed WHERE r.id = claimed.id AND r.status = 'held'
+    RETURNING r.id
+),
+lines AS (
+    SELECT rl.reservation_id, rl.sku_id, rl.location_id, rl.quantity
+    FROM reservation_lines AS rl JOIN expired ON expired.id = rl.reservation_id
+),
+movement AS (
+    INSERT INTO stock_movements (sku_id, location_id, kind, on_hand_delta, reserved_delta,
+                                 allocated_delta, reason, reference, created_at)
+    SELECT sku_id, location_id, 'expire', 0, -quantity, 0, :reason,
+           CAST(reservation_id AS VARCHAR), :now
+    FROM lines
+),
+totals AS (
+    SELECT sku_id, location_id, sum(quantity) AS quantity FROM lines
+    GROUP BY sku_id, location_id
+),
+locked AS (
+    SELECT sl.id, totals.quantity FROM stock_levels AS sl
+    JOIN totals ON totals.sku_id = sl.sku_id AND totals.location_id = sl.location_id
+    ORDER BY sl.sku_id, sl.location_id
+    FOR UPDATE OF sl
+),
+returned AS (
+    UPDATE stock_levels AS sl
+    SET reserved = sl.reserved - locked.quantity, version = sl.version + 1, updated_at = :now
+    FROM locked WHERE sl.id = locked.id
+    RETURNING sl.id
+)
+SELECT (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM returned) AS levels
+"""
+
+
+def _expire_on_postgres(*, limited: bool, by_sku: bool) -> TextClause:
+    sku_filter = (
+        "AND EXISTS (SELECT 1 FROM reservation_lines AS x "
+        "WHERE x.reservation_id = r.id AND x.sku_id = ANY(:sku_ids))"
+        if by_sku
+        else ""
+    )
+    statement = text(
+        _EXPIRE_ON_POSTGRES.format(sku_filter=sku_filter, limit="LIMIT :limit" if limited else "")
+    )
+    return statement.bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+_POSTGRES_STATEMENTS = {
+    (limited, by_sku): _expire_on_postgres(limited=limited, by_sku=by_sku)
+    for limited in (False, True)
+    for by_sku in (False, True)
+}
 
 
 async def expire_due_holds(
@@ -65,6 +134,15 @@ async def expire_due_holds(
 ) -> int:
     """Expire held reservations past `expires_at` (at most `limit`; only those with a line
     on one of `sku_ids` when given) and return their stock. Returns how many expired."""
+    if is_postgres(session):
+        params: dict[str, Any] = {"now": now, "reason": EXPIRY_REASON}
+        if limit is not None:
+            params["limit"] = limit
+        if sku_ids is not None:
+            params["sku_ids"] = list(sku_ids)
+        statement = _POSTGRES_STATEMENTS[(limit is not None, sku_ids is not None)]
+        expired: int = (await session.execute(statement, params)).one().expired
+        return expired
     due = select(reservations.c.id).where(
         reservations.c.status == ReservationStatus.HELD.value,
         reservations.c.expires_at <= now,
@@ -120,7 +198,7 @@ async def expire_due_holds(
                 -reservation_lines.c.quantity,
                 literal(0),
                 literal(EXPIRY_REASON),
-                _reservation_id_text(session),
+                _reservation_id_text(),
                 literal(now, movements.c.created_at.type),
             ).where(lines_of_batch),
         )
@@ -135,19 +213,6 @@ async def expire_due_holds(
         .group_by(reservation_lines.c.sku_id, reservation_lines.c.location_id)
         .subquery("totals")
     )
-    if is_postgres(session):
-        # Lock the levels in the same order every writer uses, so a sweep and a batch
-        # hold cannot deadlock.
-        await session.execute(
-            select(levels.c.id)
-            .where(
-                tuple_(levels.c.sku_id, levels.c.location_id).in_(
-                    select(totals.c.sku_id, totals.c.location_id)
-                )
-            )
-            .order_by(levels.c.sku_id, levels.c.location_id)
-            .with_for_update()
-        )
     await session.execute(
         update(levels)
         .where(
