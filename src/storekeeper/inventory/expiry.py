@@ -58,7 +58,9 @@ _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 # One round trip per batch on PostgreSQL: claim due holds (skipping those another sweeper
 # holds), mark them expired, write one `expire` movement per line, then lock the touched
-# levels in (SKU, location) order and give their `reserved` back. Rows leave the `locked`
+# levels in (SKU, location) order and give their `reserved` back. `= ANY(ARRAY(...))` keeps
+# the batch's lookups on the primary-key and line indexes whatever the planner guesses about
+# the CTEs' sizes. Rows leave the `locked`
 # query sorted and each is locked as it leaves, so the lock order is the order every
 # other writer uses.
 _EXPIRE_ON_POSTGRES = """
@@ -71,12 +73,13 @@ WITH claimed AS (
 ),
 expired AS (
     UPDATE reservations AS r SET status = 'expired', updated_at = :now
-    FROM claimed WHERE r.id = claimed.id AND r.status = 'held'
+    WHERE r.id = ANY(ARRAY(SELECT id FROM claimed)) AND r.status = 'held'
     RETURNING r.id
 ),
 lines AS (
     SELECT rl.reservation_id, rl.sku_id, rl.location_id, rl.quantity
-    FROM reservation_lines AS rl JOIN expired ON expired.id = rl.reservation_id
+    FROM reservation_lines AS rl
+    WHERE rl.reservation_id = ANY(ARRAY(SELECT id FROM expired))
 ),
 movement AS (
     INSERT INTO stock_movements (sku_id, location_id, kind, on_hand_delta, reserved_delta,
