@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,12 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import Body
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from structlog.testing import LogCapture
 
+from storekeeper import migrate
 from storekeeper.app import create_app
 from storekeeper.config import Environment, Settings
+from storekeeper.db import Database
 from storekeeper.errors import is_database_unavailable
 
 PROBLEM = "application/problem+json"
@@ -134,8 +140,13 @@ async def test_ready_is_503_when_database_unreachable() -> None:
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
     await client.get("/health")
     await client.get("/api/v1/nothing-here/42")
+    await client.get("/api/v1/categories/424242")
     text = (await client.get("/metrics")).text
     assert 'storekeeper_http_requests_total{method="GET",route="/health",status="200"}' in text
+    assert (
+        'storekeeper_http_requests_total{method="GET",'
+        'route="/api/v1/categories/{category_id}",status="404"}'
+    ) in text
     assert 'route="<unmatched>",status="404"' in text
     assert "storekeeper_http_request_duration_seconds_bucket" in text
 
@@ -211,3 +222,113 @@ def test_database_unavailable_is_told_apart_from_failed_work(
 ) -> None:
     error = DBAPIError("SELECT 1", None, _DriverError(sqlstate, message))
     assert is_database_unavailable(error) is unavailable
+
+
+async def test_access_log_line_per_request(settings: Settings, test_database: Any) -> None:
+    await test_database.reset()
+    app = create_app(settings.model_copy(update={"log_level": "INFO"}))
+    capture = LogCapture()
+    previous = structlog.get_config()
+    # Only the processors are swapped: the level filter configured by create_app stays.
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                await client.get("/api/v1/categories/424242", headers={"X-Request-ID": "log-1"})
+    finally:
+        structlog.configure(**previous)
+    [line] = [entry for entry in capture.entries if entry["event"] == "request"]
+    duration = line.pop("duration_ms")
+    assert isinstance(duration, float)
+    assert duration >= 0
+    assert line == {
+        "event": "request",
+        "log_level": "info",
+        "method": "GET",
+        "route": "/api/v1/categories/{category_id}",
+        "path": "/api/v1/categories/424242",
+        "status": 404,
+        "request_id": "log-1",
+    }
+
+
+async def test_ready_recovers_by_itself_when_the_database_returns(tmp_path: Path) -> None:
+    home = tmp_path / "data"
+    home.mkdir()
+    url = f"sqlite+aiosqlite:///{home / 'storekeeper.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    away = tmp_path / "away"
+    # With its directory gone SQLite cannot open the file: the database does not answer.
+    home.rename(away)
+    settings = Settings(
+        database_url=url,
+        env=Environment.TEST,
+        run_background_tasks=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            down = await client.get("/health/ready")
+            assert down.status_code == 503
+            assert down.json() == {
+                "status": "unavailable",
+                "reason": "database unavailable: OperationalError",
+            }
+            assert (await client.get("/health")).status_code == 200
+            away.rename(home)
+            up = await client.get("/health/ready")
+            assert up.status_code == 200
+            assert up.json() == {"status": "ok", "database": "ok"}
+            categories = await client.get("/api/v1/categories")
+            assert categories.status_code == 200
+            assert categories.json() == {"items": [], "next_cursor": None}
+
+
+async def _read_then_write(db: Database, name: str, *, write: bool, barrier: Any) -> None:
+    async with db.transaction(write=write) as session:
+        await session.execute(text("SELECT count(*) FROM categories"))
+        await barrier()
+        await session.execute(
+            text(
+                "INSERT INTO categories (name, path, depth, attributes, version, is_deleted, "
+                "created_at, updated_at) VALUES (:name, '/', 0, '{}', 1, 0, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"name": name},
+        )
+
+
+async def test_sqlite_writers_queue_instead_of_failing(backend: str, db: Database) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite locking")
+    writers = 8
+
+    async def pause() -> None:
+        await asyncio.sleep(0.01)
+
+    # Writers start with BEGIN IMMEDIATE: each waits for the write lock up front, so a unit
+    # that reads before it writes never has to upgrade a read snapshot and all succeed.
+    await asyncio.gather(
+        *(_read_then_write(db, f"queued-{n}", write=True, barrier=pause) for n in range(writers))
+    )
+    async with db.transaction(write=False) as session:
+        names = (await session.scalars(text("SELECT name FROM categories ORDER BY name"))).all()
+    assert names == [f"queued-{n}" for n in range(writers)]
+
+    # The control: plain BEGIN, every unit has read before any writes; all but one fail
+    # with "database is locked" (their snapshots went stale), which is why writers need
+    # BEGIN IMMEDIATE.
+    everyone_read = asyncio.Barrier(2)
+    outcomes = await asyncio.gather(
+        *(
+            _read_then_write(db, f"deferred-{n}", write=False, barrier=everyone_read.wait)
+            for n in range(2)
+        ),
+        return_exceptions=True,
+    )
+    failures = [outcome for outcome in outcomes if outcome is not None]
+    assert len(failures) == 1
+    assert "database is locked" in str(failures[0])

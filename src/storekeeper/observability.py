@@ -116,8 +116,7 @@ class RequestContextMiddleware:
             await self.app(scope, _limited_receive(receive), send_with_request_id)
         finally:
             duration = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = _route_template(scope)
             status = str(status_holder["status"])
             method = scope.get("method", "")
             HTTP_REQUESTS.labels(method, template, status).inc()
@@ -131,6 +130,28 @@ class RequestContextMiddleware:
                 duration_ms=round(duration * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template with the prefix of every router it sits in.
+
+    FastAPI matches included routers lazily: the route object in the scope keeps the path
+    it was declared with ("/categories/{category_id}"), without the prefix of the router it
+    was included in ("/api/v1"). That prefix is the part of the request path in front of
+    what the route's own pattern matches.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not template:
+        return "<unmatched>"
+    path: str = scope.get("path", "")
+    pattern = getattr(route, "path_regex", None)
+    if pattern is None or pattern.match(path):
+        return str(template)
+    for index, char in enumerate(path):
+        if char == "/" and index and pattern.match(path[index:]):
+            return path[:index] + template
+    return str(template)
 
 
 def _limited_receive(receive: Receive) -> Receive:
