@@ -3,14 +3,20 @@ messages shown next to the fields they concern."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from storekeeper.errors import ValidationFailed
+from storekeeper.db import Database
+from storekeeper.errors import StorekeeperError, ValidationFailed, VersionConflict
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
 
 FORM_ERROR = "form"
 STALE_EDIT = (
@@ -90,3 +96,51 @@ def money_cents(form: FormData, name: str, label: str) -> int | None:
     ):
         raise FormInvalid({name: f"The {label} must be an amount such as 19.99."})
     return int(units) * 100 + int(minor.ljust(2, "0") if minor else 0)
+
+
+def amount_text(cents: int) -> str:
+    """Cents as typed into a price field (`1250` → `12.50`): no thousands separators, so
+    the value reads back through `money_cents` unchanged."""
+    units, minor = divmod(cents, 100)
+    return f"{units}.{minor:02d}"
+
+
+def json_object(form: FormData, name: str) -> dict[str, Any]:
+    """A field holding a JSON object (`attributes`); empty means `{}`."""
+    raw = text(form, name)
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise FormInvalid({name: 'Enter a JSON object such as {"colour": "red"}, or nothing.'})
+    return value
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a change was not made: messages per field, the page's status, and the domain
+    error when there was one (some pages read more from it, e.g. a conflict's codes)."""
+
+    errors: dict[str, str]
+    status: int
+    error: StorekeeperError | None = None
+
+
+async def attempt(
+    db: Database, work: Callable[[AsyncSession], Awaitable[ResultT]]
+) -> ResultT | Refusal:
+    """Run one change in its own unit of work; a refusal comes back as messages for the
+    form (the unit of work has rolled back, nothing changed)."""
+    try:
+        return await db.run(work)
+    except FormInvalid as invalid:
+        return Refusal(invalid.errors, 422)
+    except ValidationFailed as refused:
+        return Refusal(refusal_errors(refused), 422, refused)
+    except VersionConflict as stale:
+        return Refusal({FORM_ERROR: STALE_EDIT}, 409, stale)
+    except StorekeeperError as refused:
+        return Refusal({FORM_ERROR: refused.detail}, refused.status_code, refused)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.db import DatabaseDep, utcnow
 from storekeeper.errors import NotFound, RateLimited
-from storekeeper.web import catalog_pages, charts, dashboard, stock_pages
+from storekeeper.web import catalog_pages, charts, dashboard, product_pages, stock_pages
 from storekeeper.web.dependencies import (
     SIGN_IN_PATH,
     SignInForm,
@@ -31,6 +31,7 @@ from storekeeper.web.templating import STATIC_DIR, render, settings_of
 
 router = APIRouter(prefix="/admin", include_in_schema=False, route_class=WebRoute)
 router.include_router(catalog_pages.router)
+router.include_router(product_pages.router)
 router.include_router(stock_pages.router)
 
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}

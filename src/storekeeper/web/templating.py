@@ -51,6 +51,7 @@ environment.filters["number"] = format_number
 environment.filters["time"] = format_time
 environment.globals["nav"] = [
     ("/admin", "Dashboard"),
+    ("/admin/catalog/products", "Products"),
     ("/admin/catalog/categories", "Categories"),
     ("/admin/stock", "Stock"),
     ("/admin/holds", "Holds"),
