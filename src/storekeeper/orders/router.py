@@ -1,5 +1,356 @@
-"""HTTP routes of the orders domain."""
+"""HTTP routes of carts, checkout and orders.
 
-from fastapi import APIRouter
+Routes that write run their work as one `Database.run` unit, so a lost optimistic race or a
+deadlock re-runs the whole unit (cart, allocation and order together) instead of failing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storekeeper.accounts.dependencies import CurrentUser, SettingsDep, UnitOfWorkUser
+from storekeeper.db import DatabaseDep, SessionDep
+from storekeeper.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    RetryableError,
+    Unauthorized,
+    ValidationFailed,
+    VersionConflict,
+    problem_responses,
+)
+from storekeeper.orders import service
+from storekeeper.orders.models import OrderStatus
+from storekeeper.orders.schemas import (
+    CartItemIn,
+    CartItemOut,
+    CartItemUpdate,
+    CartOut,
+    CheckoutIn,
+    OrderIn,
+    OrderLineOut,
+    OrderOut,
+    ShippingAddressOut,
+    StatusChangeIn,
+)
+from storekeeper.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter()
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        description="Makes the request safe to retry: the same key and request return the "
+        "order it created (200).",
+    ),
+]
+PLACE_ERRORS = (
+    Unauthorized,
+    Forbidden,
+    ValidationFailed,
+    InsufficientStock,
+    IdempotencyKeyReused,
+    RetryableError,
+)
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The order this Idempotency-Key already created."}
+}
+
+
+def _cart_out(view: service.CartView) -> CartOut:
+    return CartOut(
+        id=view.cart.id,
+        items=[
+            CartItemOut(
+                id=line.id,
+                sku=line.sku,
+                product_name=line.product_name,
+                quantity=line.quantity,
+                unit_price_cents=line.unit_price_cents,
+                line_total_cents=line.line_total_cents,
+                currency=line.currency,
+                available=line.available,
+                is_deleted=line.is_deleted,
+            )
+            for line in view.lines
+        ],
+        total_cents=view.total_cents,
+        currency=view.currency,
+        created_at=view.cart.created_at,
+        updated_at=view.cart.updated_at,
+    )
+
+
+def order_out(view: service.OrderView) -> OrderOut:
+    order = view.order
+    return OrderOut(
+        id=order.id,
+        user_id=order.user_id,
+        created_by=order.created_by,
+        status=OrderStatus(order.status),
+        items=[
+            OrderLineOut(
+                sku=line.sku_code,
+                product_name=line.product_name,
+                quantity=line.quantity,
+                unit_price_cents=line.unit_price_cents,
+                line_total_cents=line.line_total_cents,
+            )
+            for line in view.lines
+        ],
+        total_cents=order.total_cents,
+        currency=order.currency,
+        shipping_address=(
+            ShippingAddressOut.model_validate(order.shipping_address)
+            if order.shipping_address is not None
+            else None
+        ),
+        allocation_id=order.allocation_id,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+        version=order.version,
+    )
+
+
+# --- carts -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/carts/me",
+    tags=["carts"],
+    response_model=CartOut,
+    responses=problem_responses(Unauthorized),
+)
+async def read_cart(db: DatabaseDep, user: UnitOfWorkUser, settings: SettingsDep) -> CartOut:
+    """Your cart with current prices and availability (created on first use)."""
+    async with db.transaction(write=False) as session:
+        cart = await service.find_cart(session, user.id)
+        if cart is not None:
+            return _cart_out(
+                await service.cart_view(session, cart, default_currency=settings.default_currency)
+            )
+
+    async def work(session: AsyncSession) -> service.CartView:
+        cart = await service.get_or_create_cart(session, user.id)
+        return await service.cart_view(session, cart, default_currency=settings.default_currency)
+
+    return _cart_out(await db.run(work))
+
+
+@router.post(
+    "/carts/me/items",
+    tags=["carts"],
+    status_code=201,
+    response_model=CartOut,
+    responses=problem_responses(Unauthorized, ValidationFailed, RetryableError),
+)
+async def add_cart_item(
+    body: CartItemIn, db: DatabaseDep, user: UnitOfWorkUser, settings: SettingsDep
+) -> CartOut:
+    """Put a SKU in your cart; a SKU already there has its quantity raised. Unknown or
+    deleted SKU: 422. Answers with the whole cart."""
+
+    async def work(session: AsyncSession) -> service.CartView:
+        cart = await service.add_cart_item(
+            session, user_id=user.id, sku=body.sku, quantity=body.quantity
+        )
+        return await service.cart_view(session, cart, default_currency=settings.default_currency)
+
+    return _cart_out(await db.run(work))
+
+
+@router.patch(
+    "/carts/me/items/{item_id}",
+    tags=["carts"],
+    response_model=CartOut,
+    responses=problem_responses(Unauthorized, NotFound, ValidationFailed, RetryableError),
+)
+async def update_cart_item(
+    item_id: uuid.UUID,
+    body: CartItemUpdate,
+    db: DatabaseDep,
+    user: UnitOfWorkUser,
+    settings: SettingsDep,
+) -> CartOut:
+    """Set the quantity of one of your cart's lines."""
+
+    async def work(session: AsyncSession) -> service.CartView:
+        cart = await service.update_cart_item(
+            session, user_id=user.id, item_id=item_id, quantity=body.quantity
+        )
+        return await service.cart_view(session, cart, default_currency=settings.default_currency)
+
+    return _cart_out(await db.run(work))
+
+
+@router.delete(
+    "/carts/me/items/{item_id}",
+    tags=["carts"],
+    status_code=204,
+    responses=problem_responses(Unauthorized, NotFound, ValidationFailed, RetryableError),
+)
+async def remove_cart_item(item_id: uuid.UUID, db: DatabaseDep, user: UnitOfWorkUser) -> Response:
+    """Take a line out of your cart."""
+
+    async def work(session: AsyncSession) -> None:
+        await service.remove_cart_item(session, user_id=user.id, item_id=item_id)
+
+    await db.run(work)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/carts/me/checkout",
+    tags=["carts"],
+    status_code=201,
+    response_model=OrderOut,
+    responses={**problem_responses(*PLACE_ERRORS), **REPLAYED},
+)
+async def checkout(
+    response: Response,
+    db: DatabaseDep,
+    user: UnitOfWorkUser,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    body: Annotated[CheckoutIn | None, Body()] = None,
+) -> OrderOut:
+    """Turn your cart into an order in one transaction: every line is allocated at its
+    current price, the cart is emptied. A short line: 409 `insufficient_stock` listing
+    every short line, and nothing changes (the cart is kept). Empty cart: 422."""
+    shipping_address_id = body.shipping_address_id if body is not None else None
+
+    async def work(session: AsyncSession) -> service.OrderView:
+        return await service.checkout(
+            session,
+            user=user,
+            shipping_address_id=shipping_address_id,
+            idempotency_key=idempotency_key,
+            locking=settings.locking,
+            optimistic_retries=settings.optimistic_max_retries,
+        )
+
+    view = await db.run(work)
+    if not view.created:
+        response.status_code = 200
+    return order_out(view)
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/orders",
+    tags=["orders"],
+    status_code=201,
+    response_model=OrderOut,
+    responses={**problem_responses(*PLACE_ERRORS), **REPLAYED},
+)
+async def place_order(
+    body: OrderIn,
+    response: Response,
+    db: DatabaseDep,
+    user: UnitOfWorkUser,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> OrderOut:
+    """An order of explicit lines, stock allocated (all lines or none). Customers order for
+    themselves; staff may pass `user_id` to order for a customer."""
+    items = [(item.sku, item.quantity) for item in body.items]
+
+    async def work(session: AsyncSession) -> service.OrderView:
+        return await service.place_order(
+            session,
+            actor=user,
+            items=items,
+            user_id=body.user_id,
+            shipping_address_id=body.shipping_address_id,
+            idempotency_key=idempotency_key,
+            locking=settings.locking,
+            optimistic_retries=settings.optimistic_max_retries,
+        )
+
+    view = await db.run(work)
+    if not view.created:
+        response.status_code = 200
+    return order_out(view)
+
+
+@router.get(
+    "/orders",
+    tags=["orders"],
+    response_model=Page[OrderOut],
+    responses=problem_responses(Unauthorized, ValidationFailed),
+)
+async def list_orders(
+    session: SessionDep,
+    user: CurrentUser,
+    status: OrderStatus | None = None,
+    user_id: int | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[OrderOut]:
+    """Orders, newest first. Customers see only their own; staff see all and may filter by
+    `user_id`."""
+    page = await service.list_orders(
+        session, viewer=user, status=status, user_id=user_id, limit=limit, cursor=cursor
+    )
+    return Page(items=[order_out(view) for view in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/orders/{order_id}",
+    tags=["orders"],
+    response_model=OrderOut,
+    responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
+)
+async def read_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderOut:
+    return order_out(await service.get_order(session, order_id, viewer=user))
+
+
+@router.patch(
+    "/orders/{order_id}/status",
+    tags=["orders"],
+    response_model=OrderOut,
+    responses=problem_responses(
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        ValidationFailed,
+        VersionConflict,
+        InvalidTransition,
+        RetryableError,
+    ),
+)
+async def change_order_status(
+    order_id: uuid.UUID,
+    body: StatusChangeIn,
+    db: DatabaseDep,
+    user: UnitOfWorkUser,
+    settings: SettingsDep,
+) -> OrderOut:
+    """pending → paid, pending → shipped, paid → shipped, pending → cancelled, paid →
+    cancelled; shipped and cancelled are final. Shipping fulfils the order's stock,
+    cancelling returns it. Customers may only cancel their own orders. A stale `version`:
+    409 `version_conflict`."""
+
+    async def work(session: AsyncSession) -> service.OrderView:
+        return await service.change_order_status(
+            session,
+            order_id,
+            status=body.status,
+            version=body.version,
+            actor=user,
+            locking=settings.locking,
+        )
+
+    return order_out(await db.run(work))
