@@ -12,5 +12,7 @@ async def test_two_servers_answer(run_servers: ServerRunner, staff_headers: dict
         for url in cluster.urls:
             ready = await client.get(f"{url}/health/ready")
             assert ready.status_code == 200
-            me = await client.get(f"{url}/api/v1/inventory/consistency", headers=staff_headers)
-            assert me.status_code in (200, 404)
+            report = await client.get(f"{url}/api/v1/inventory/consistency", headers=staff_headers)
+            assert report.status_code == 200
+            assert report.json()["is_consistent"] is True
+            assert report.json()["issues"] == []
