@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,16 +113,21 @@ async def _create_users(url: str) -> tuple[User, User]:
     return admin, customer
 
 
+# Generous: on a busy 2-core machine a cold start (imports, migrations check) can take a while.
+READY_TIMEOUT_S = 30.0
+
+
 async def _wait_until_ready(base_url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
     async with httpx.AsyncClient(base_url=base_url) as http:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             if server.poll() is not None:
                 raise RuntimeError(f"the server exited with code {server.returncode}")
             with contextlib.suppress(httpx.TransportError):
                 if (await http.get("/health/ready")).status_code == 200:
                     return
             await asyncio.sleep(0.05)
-    raise RuntimeError("the server did not become ready within 10 s")
+    raise RuntimeError(f"the server did not become ready within {READY_TIMEOUT_S:.0f} s")
 
 
 @pytest.fixture(scope="session")
