@@ -8,13 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from storekeeper.accounts.models import Role
 from storekeeper.catalog.models import Category, Product, Sku
 from storekeeper.config import LockingStrategy, Settings
 from storekeeper.db import Database
 from storekeeper.inventory import service as inventory
+from tests.catalog.conftest import StatementCounter
 from tests.conftest import UserFactory, bearer
 
 API = "/api/v1"
@@ -77,6 +78,13 @@ def make_sku(db: Database) -> SkuMaker:
         return sku_id
 
     return _make
+
+
+@pytest.fixture
+def statement_counter(db: Database) -> StatementCounter:
+    counter = StatementCounter()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", counter)
+    return counter
 
 
 @pytest.fixture
