@@ -232,6 +232,17 @@ async def test_product_soft_delete_takes_its_skus_along(
     assert staff_product.json()["version"] == 2
     listed = await client.get(f"{API}/products")
     assert listed.json()["items"] == []
+    # Only staff may look at deleted rows; anybody else asking still does not see them.
+    anonymous = {"include_deleted": "true"}
+    assert (
+        await client.get(f"{API}/products/{product['id']}", params=anonymous)
+    ).status_code == 404
+    assert (await client.get(f"{API}/skus/M-2", params=anonymous)).status_code == 404
+    assert (await client.get(f"{API}/products", params=anonymous)).json()["items"] == []
+    staff_listed = await client.get(
+        f"{API}/products", params={"include_deleted": "true"}, headers=staff_headers
+    )
+    assert [item["id"] for item in staff_listed.json()["items"]] == [product["id"]]
     # Deleting again changes nothing.
     assert (
         await client.delete(f"{API}/products/{product['id']}", headers=staff_headers)
