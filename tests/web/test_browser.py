@@ -67,6 +67,7 @@ async def _dashboard(page: Page) -> dict[str, int]:
         "on_hand": await _figure(page, "units-on-hand"),
         "received": received,
         "shipped": shipped,
+        "orders_shipped": await _figure(page, "orders-shipped"),
     }
 
 
@@ -91,6 +92,8 @@ async def test_staff_journey(page: Page, live_server: LiveServer) -> None:
         await _receive_stock_and_see_the_dashboard_change(page, codes, before)
         await _stale_edit_is_refused(page, api, product_id)
         await _form_without_csrf_token_is_refused(page, codes[0])
+        await _order_placed_and_shipped_through_the_api(page, api, live_server, codes)
+        await _order_moved_along_with_the_buttons(page, api, live_server, codes)
         await _sign_out(page)
 
 
@@ -171,6 +174,7 @@ async def _receive_stock_and_see_the_dashboard_change(
         "on_hand": before["on_hand"] + 55,
         "received": before["received"] + 55,
         "shipped": before["shipped"],
+        "orders_shipped": before["orders_shipped"],
     }
     today = f"{utcnow().date():%Y-%m-%d}"
     await expect(page.locator("rect.chart-received title")).to_have_text(
@@ -215,6 +219,79 @@ async def _form_without_csrf_token_is_refused(page: Page, code: str) -> None:
     await screenshot(page, "csrf-refused")
     await page.goto(f"/admin/stock/{code}")
     await expect(page.locator('[data-figure="on-hand"]')).to_have_text("40")
+
+
+async def _order_placed_and_shipped_through_the_api(
+    page: Page, api: httpx.AsyncClient, live_server: LiveServer, codes: list[str]
+) -> None:
+    before = await _dashboard(page)
+    items = [{"sku": codes[0], "quantity": 3}, {"sku": codes[1], "quantity": 1}]
+    placed = await api.post(
+        f"{API}/orders", json={"items": items, "user_id": live_server.customer.id}
+    )
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    shipped = await api.patch(
+        f"{API}/orders/{order['id']}/status",
+        json={"status": "shipped", "version": order["version"]},
+    )
+    assert shipped.status_code == 200, shipped.text
+
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Orders").click()
+    await page.get_by_label("Status").select_option("shipped")
+    await expect(page).to_have_url(f"{live_server.base_url}/admin/orders?status=shipped")
+    row = page.locator(f'tr[data-order="{order["id"]}"]')
+    await expect(row.get_by_role("cell")).to_have_text(
+        [
+            re.compile(r"UTC$"),
+            live_server.customer.email,
+            "shipped",
+            f"3 \N{MULTIPLICATION SIGN} {codes[0]}, 1 \N{MULTIPLICATION SIGN} {codes[1]}",
+            "100.50 USD",
+        ]
+    )
+    await screenshot(page, "orders")
+    await row.get_by_role("link", name=re.compile(order["id"])).click()
+    await expect(page.locator("[data-status]")).to_have_text("shipped")
+    await expect(page.locator("[data-total]")).to_have_text("100.50 USD")
+    await expect(page.get_by_text("that is final")).to_be_visible()
+    await screenshot(page, "order")
+    await _fits_the_phone(page, "order")
+
+    after = await _dashboard(page)
+    assert after["shipped"] == before["shipped"] + 4
+    assert after["on_hand"] == before["on_hand"] - 4
+    assert after["orders_shipped"] == before["orders_shipped"] + 1
+    today = f"{utcnow().date():%Y-%m-%d}"
+    await expect(page.locator("rect.chart-shipped title")).to_have_text(
+        [f"Shipped {today}: {after['shipped']}"]
+    )
+    await screenshot(page, "dashboard")
+
+
+async def _order_moved_along_with_the_buttons(
+    page: Page, api: httpx.AsyncClient, live_server: LiveServer, codes: list[str]
+) -> None:
+    placed = await api.post(
+        f"{API}/orders",
+        json={"items": [{"sku": codes[1], "quantity": 2}], "user_id": live_server.customer.id},
+    )
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["id"]
+    await page.goto(f"/admin/orders/{order_id}")
+    await expect(page.locator("[data-status]")).to_have_text("pending")
+    await page.get_by_role("button", name="Mark as paid").click()
+    await expect(page.get_by_role("status")).to_have_text("Order marked as paid.")
+    await expect(page.locator("[data-status]")).to_have_text("paid")
+    # Cancelling asks first; the dialog is accepted.
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Cancel order").click()
+    await expect(page.locator("[data-status]")).to_have_text("cancelled")
+    await screenshot(page, "order-cancelled")
+    current = (await api.get(f"{API}/orders/{order_id}")).json()
+    assert (current["status"], current["version"]) == ("cancelled", 3)
+    stock = (await api.get(f"{API}/inventory/{codes[1]}")).json()
+    assert (stock["on_hand"], stock["allocated"], stock["available"]) == (14, 0, 14)
 
 
 async def _sign_out(page: Page) -> None:

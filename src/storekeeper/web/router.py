@@ -16,7 +16,14 @@ from starlette.responses import Response
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.db import DatabaseDep, utcnow
 from storekeeper.errors import NotFound, RateLimited
-from storekeeper.web import catalog_pages, charts, dashboard, product_pages, stock_pages
+from storekeeper.web import (
+    catalog_pages,
+    charts,
+    dashboard,
+    order_pages,
+    product_pages,
+    stock_pages,
+)
 from storekeeper.web.dependencies import (
     SIGN_IN_PATH,
     SignInForm,
@@ -33,6 +40,7 @@ router = APIRouter(prefix="/admin", include_in_schema=False, route_class=WebRout
 router.include_router(catalog_pages.router)
 router.include_router(product_pages.router)
 router.include_router(stock_pages.router)
+router.include_router(order_pages.router)
 
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 HOME_PATH = "/admin"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -36,6 +37,12 @@ def format_number(value: int) -> str:
     return f"{value:,}"
 
 
+def query_string(params: dict[str, object]) -> str:
+    """`{"q": "saw", "cursor": None}` → `q=saw`: a link's query without its empty values,
+    which a page would refuse (an empty id is not a number)."""
+    return urlencode({name: value for name, value in params.items() if value not in (None, "")})
+
+
 def format_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
@@ -49,12 +56,14 @@ environment = Environment(
 environment.filters["money"] = format_money
 environment.filters["number"] = format_number
 environment.filters["time"] = format_time
+environment.filters["query"] = query_string
 environment.globals["nav"] = [
     ("/admin", "Dashboard"),
     ("/admin/catalog/products", "Products"),
     ("/admin/catalog/categories", "Categories"),
     ("/admin/stock", "Stock"),
     ("/admin/holds", "Holds"),
+    ("/admin/orders", "Orders"),
     ("/admin/consistency", "Consistency"),
 ]
 
