@@ -10,6 +10,7 @@ from storekeeper.catalog.demo import seed_demo_catalog
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.inventory.demo import seed_demo_stock
+from storekeeper.orders.demo import seed_demo_orders
 
 
 async def seed(db: Database, settings: Settings, *, demo: bool) -> None:
@@ -18,3 +19,4 @@ async def seed(db: Database, settings: Settings, *, demo: bool) -> None:
         await db.run(seed_demo_users)
         catalog = await db.run(seed_demo_catalog)
         await db.run(partial(seed_demo_stock, skus=catalog.skus))
+        await db.run(partial(seed_demo_orders, skus=catalog.skus))
