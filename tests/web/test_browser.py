@@ -94,6 +94,7 @@ async def test_staff_journey(page: Page, live_server: LiveServer) -> None:
         await _form_without_csrf_token_is_refused(page, codes[0])
         await _order_placed_and_shipped_through_the_api(page, api, live_server, codes)
         await _order_moved_along_with_the_buttons(page, api, live_server, codes)
+        await _product_shows_what_is_left(page, product_id, codes)
         await _sign_out(page)
 
 
@@ -292,6 +293,14 @@ async def _order_moved_along_with_the_buttons(
     assert (current["status"], current["version"]) == ("cancelled", 3)
     stock = (await api.get(f"{API}/inventory/{codes[1]}")).json()
     assert (stock["on_hand"], stock["allocated"], stock["available"]) == (14, 0, 14)
+
+
+async def _product_shows_what_is_left(page: Page, product_id: int, codes: list[str]) -> None:
+    """40 + 15 received, 3 + 1 shipped, 2 ordered and cancelled (back on the shelf)."""
+    await page.goto(f"/admin/catalog/products/{product_id}")
+    await expect(page.locator(f'[data-available="{codes[0]}"]')).to_have_text("37")
+    await expect(page.locator(f'[data-available="{codes[1]}"]')).to_have_text("14")
+    await screenshot(page, "product-after-orders")
 
 
 async def _sign_out(page: Page) -> None:
