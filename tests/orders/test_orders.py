@@ -100,6 +100,38 @@ async def test_customer_orders_for_themselves_and_staff_for_anyone(
     listed = (await client.get(ORDERS, headers=customer_headers)).json()
     assert for_customer["id"] in {order["id"] for order in listed["items"]}
 
+    address = await client.post(
+        f"{API}/users/me/addresses",
+        headers=customer_headers,
+        json={
+            "name": "Home",
+            "line1": "1 Main St",
+            "city": "Oslo",
+            "postal_code": "0150",
+            "country": "NO",
+        },
+    )
+    assert address.status_code == 201
+    shipped_to_customer = await _order(
+        client,
+        staff_headers,
+        [("PEN", 1)],
+        user_id=customer_user.id,
+        shipping_address_id=address.json()["id"],
+    )
+    assert shipped_to_customer["shipping_address"]["city"] == "Oslo"
+    # The address must be the order owner's: the customer's address on the staff member's
+    # own order is refused.
+    not_theirs = await client.post(
+        ORDERS,
+        headers=staff_headers,
+        json={
+            "items": [{"sku": "PEN", "quantity": 1}],
+            "shipping_address_id": address.json()["id"],
+        },
+    )
+    assert not_theirs.status_code == 422
+
     forbidden = await client.post(
         ORDERS,
         headers=customer_headers,
@@ -107,7 +139,7 @@ async def test_customer_orders_for_themselves_and_staff_for_anyone(
     )
     assert forbidden.status_code == 403
     assert forbidden.json()["code"] == "forbidden"
-    assert await figures("PEN") == (20, 0, 4, 16)
+    assert await figures("PEN") == (20, 0, 5, 15)
     assert await figures("INK") == (5, 0, 1, 4)
 
 
