@@ -55,6 +55,9 @@ from storekeeper.inventory.schemas import (
     MovementFeedPage,
     MovementOut,
     ReservationOut,
+    SkuCode,
+    SkuInPath,
+    SkuInQuery,
     StockOut,
 )
 from storekeeper.pagination import (
@@ -197,7 +200,9 @@ async def create_location(body: LocationIn, session: SessionDep, _user: StaffUse
 async def availability(
     session: SessionDep,
     _user: StaffUser,
-    sku: Annotated[list[str] | None, Query(max_length=200)] = None,
+    sku: Annotated[
+        list[SkuCode] | None, Query(max_length=200, description="SKU codes (at most 200).")
+    ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[StockOut]:
@@ -304,7 +309,7 @@ async def list_holds(
     session: SessionDep,
     _user: StaffUser,
     status: ReservationStatus | None = None,
-    sku: Annotated[str | None, Query(max_length=64)] = None,
+    sku: SkuInQuery = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[ReservationOut]:
@@ -421,7 +426,7 @@ async def list_allocations(
     session: SessionDep,
     _user: StaffUser,
     status: ReservationStatus | None = None,
-    sku: Annotated[str | None, Query(max_length=64)] = None,
+    sku: SkuInQuery = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[ReservationOut]:
@@ -491,9 +496,9 @@ async def cancel_allocation(
 @router.get(
     "/inventory/{sku}",
     response_model=StockOut,
-    responses=problem_responses(*AUTH, NotFound),
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
-async def stock_of_sku(sku: str, session: SessionDep, _user: StaffUser) -> StockOut:
+async def stock_of_sku(sku: SkuInPath, session: SessionDep, _user: StaffUser) -> StockOut:
     """The SKU's stock in total and per location."""
     (stock,) = await service.stock_by_codes(session, [sku])
     return _stock_out(stock)
@@ -506,7 +511,7 @@ async def stock_of_sku(sku: str, session: SessionDep, _user: StaffUser) -> Stock
     responses=problem_responses(*AUTH, NotFound, ValidationFailed, InsufficientStock),
 )
 async def adjust_stock(
-    sku: str,
+    sku: SkuInPath,
     body: AdjustmentIn,
     db: DatabaseDep,
     user: StaffCaller,
@@ -562,7 +567,7 @@ async def adjust_stock(
     responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
 async def movements_of_sku(
-    sku: str,
+    sku: SkuInPath,
     session: SessionDep,
     _user: StaffUser,
     limit: LimitQuery = 50,

@@ -6,8 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from fastapi import Path, Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
+from storekeeper.catalog.schemas import storable_text
 from storekeeper.pagination import Page
 
 CODE_PATTERN = r"^[A-Za-z0-9._-]+$"
@@ -15,9 +24,23 @@ CODE_PATTERN = r"^[A-Za-z0-9._-]+$"
 Code = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN, to_upper=True)
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Token = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Note = Annotated[str, StringConstraints(max_length=5000)]
+# Free text must be storable on PostgreSQL too: no NUL, no lone surrogates.
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(storable_text)
+]
+Token = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(storable_text)
+]
+Note = Annotated[str, StringConstraints(max_length=5000), AfterValidator(storable_text)]
+# A SKU code named in a URL: anything that cannot be a code is bad input (422), not a lookup.
+SkuInPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN, description="SKU code.")
+]
+SkuInQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=CODE_PATTERN, description="SKU code."),
+]
+SkuCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 
 AdjustmentReason = Literal["receive", "return", "count", "damage", "loss", "correction"]
