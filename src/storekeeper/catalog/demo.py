@@ -133,15 +133,29 @@ async def _product(
     session: AsyncSession, demo: DemoCatalog, top: str, leaf: Category, name: str, index: int
 ) -> None:
     variants = _variants(top, name, index)
+    codes = [variant.code for variant in variants]
+    # The SKU codes are what identifies a demo product for good: staff may have renamed,
+    # moved or deleted it since the last seeding.
     product = (
         await session.scalars(
-            select(Product).where(
-                Product.category_id == leaf.id,
-                Product.name == name,
-                Product.is_deleted.is_(False),
-            )
+            select(Product)
+            .join(Sku, Sku.product_id == Product.id)
+            .where(Sku.code.in_(codes))
+            .order_by(Product.id)
         )
     ).first()
+    if product is None:
+        product = (
+            await session.scalars(
+                select(Product).where(
+                    Product.category_id == leaf.id,
+                    Product.name == name,
+                    Product.is_deleted.is_(False),
+                )
+            )
+        ).first()
+    if product is not None and product.is_deleted:
+        return  # deleted by staff: it stays deleted
     if product is None:
         data = ProductCreate(
             name=name,
@@ -153,7 +167,6 @@ async def _product(
         product = await service.create_product(session, data, DEMO_CURRENCY)
         demo.created += 1 + len(variants)
     else:
-        codes = [variant.code for variant in variants]
         present = set((await session.scalars(select(Sku.code).where(Sku.code.in_(codes)))).all())
         for variant in variants:
             if variant.code not in present:
