@@ -36,6 +36,17 @@ async def test_customer_is_refused_at_sign_in(page: Page, live_server: LiveServe
     await screenshot(page, "sign-in-customer-refused")
 
 
+async def _look(page: Page, name: str) -> None:
+    """Save the page's screenshot and check that every field on it has a label."""
+    await screenshot(page, name)
+    unlabelled = await page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter(field => field.labels.length === 0)
+            .map(field => field.name || field.id)"""
+    )
+    assert unlabelled == [], f"{name}: fields without a label: {unlabelled}"
+
+
 async def _figure(page: Page, name: str) -> int:
     text = await page.locator(f'[data-figure="{name}"]').text_content()
     assert text is not None
@@ -53,7 +64,7 @@ async def _flow(page: Page) -> tuple[int, int]:
 async def _fits_the_phone(page: Page, name: str) -> None:
     """The page at phone width: nothing wider than the screen (tables scroll in their card)."""
     await page.set_viewport_size(PHONE)
-    await screenshot(page, f"{name}-phone")
+    await _look(page, f"{name}-phone")
     assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     await page.set_viewport_size(LAPTOP)
 
@@ -101,10 +112,10 @@ async def test_staff_journey(page: Page, live_server: LiveServer) -> None:
 async def _sign_in_and_look_around(page: Page, live_server: LiveServer) -> None:
     await page.goto("/admin")
     await expect(page).to_have_url(f"{live_server.base_url}/admin/sign-in?next=%2Fadmin")
-    await screenshot(page, "sign-in")
+    await _look(page, "sign-in")
     await sign_in_with_browser(page, live_server.admin.email)
     await expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
-    await screenshot(page, "dashboard-before")
+    await _look(page, "dashboard-before")
     # The first Tab reaches the skip link, the next ones the main navigation.
     await page.keyboard.press("Tab")
     await expect(page.locator(":focus")).to_have_text("Skip to content")
@@ -115,7 +126,7 @@ async def _sign_in_and_look_around(page: Page, live_server: LiveServer) -> None:
     for section in ("Products", "Categories", "Stock", "Holds", "Consistency"):
         await nav.get_by_role("link", name=section).click()
         await expect(page.get_by_role("heading", level=1)).to_have_text(section)
-        await screenshot(page, f"section-{section.lower()}")
+        await _look(page, f"section-{section.lower()}")
     await expect(page.get_by_role("status")).to_contain_text("stock levels agree")
 
 
@@ -128,14 +139,14 @@ async def _create_category_and_product(page: Page) -> tuple[int, list[str]]:
     await page.locator("#parent_id").select_option(label="Hand tools")
     await page.get_by_role("button", name="Create category").click()
     await expect(page.locator(".tree")).to_contain_text("Hammers")
-    await screenshot(page, "categories")
+    await _look(page, "categories")
 
     await page.goto("/admin/catalog/products")
     await page.get_by_role("link", name="New product").click()
     await page.get_by_role("button", name="Create product").click()
     await expect(page.locator("#name-error")).to_have_text("Enter the product's name.")
     await expect(page.locator("#category_id-error")).to_have_text("Choose a category.")
-    await screenshot(page, "product-new-refused")
+    await _look(page, "product-new-refused")
 
     codes = ["CLAW-16OZ", "CLAW-20OZ"]
     await page.get_by_label("Name").fill(LONG_NAME)
@@ -150,12 +161,12 @@ async def _create_category_and_product(page: Page) -> tuple[int, list[str]]:
     assert match, page.url
     await expect(page.locator(f'[data-price="{codes[0]}"]')).to_have_text("24.50 USD")
     await expect(page.locator(f'[data-price="{codes[1]}"]')).to_have_text("27.00 USD")
-    await screenshot(page, "product")
+    await _look(page, "product")
     await _fits_the_phone(page, "product")
 
     await page.goto("/admin/catalog/products?q=claw")
     await expect(page.get_by_role("link", name=LONG_NAME)).to_be_visible()
-    await screenshot(page, "products-search")
+    await _look(page, "products-search")
     await _fits_the_phone(page, "products")
     return int(match.group(1)), codes
 
@@ -166,7 +177,7 @@ async def _receive_stock_and_see_the_dashboard_change(
     await _receive(page, codes[0], 40)
     await _receive(page, codes[1], 15)
     await expect(page.locator('[data-figure="on-hand"]')).to_have_text("15")
-    await screenshot(page, "stock-sku")
+    await _look(page, "stock-sku")
 
     await page.get_by_role("link", name="Dashboard").click()
     after = await _dashboard(page)
@@ -186,7 +197,7 @@ async def _receive_stock_and_see_the_dashboard_change(
     await expect(movements.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(
         [re.compile(r"UTC$"), codes[1], "MAIN", "receive", "+15", "0", "0", "receive"]
     )
-    await screenshot(page, "dashboard-received")
+    await _look(page, "dashboard-received")
 
 
 async def _stale_edit_is_refused(page: Page, api: httpx.AsyncClient, product_id: int) -> None:
@@ -203,7 +214,7 @@ async def _stale_edit_is_refused(page: Page, api: httpx.AsyncClient, product_id:
     await page.get_by_role("button", name="Save product").click()
     await expect(page.get_by_role("alert")).to_have_text(STALE_EDIT)
     await expect(page.get_by_label("Name")).to_have_value("Claw hammer")
-    await screenshot(page, "product-stale-edit")
+    await _look(page, "product-stale-edit")
     current = (await api.get(f"{API}/products/{product_id}")).json()
     assert (current["name"], current["version"]) == ("Claw hammer", 2)
 
@@ -217,7 +228,7 @@ async def _form_without_csrf_token_is_refused(page: Page, code: str) -> None:
     await page.get_by_role("button", name="Apply adjustment").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Forbidden")
     await expect(page.get_by_role("alert")).to_have_text(CsrfRejected.default_detail)
-    await screenshot(page, "csrf-refused")
+    await _look(page, "csrf-refused")
     await page.goto(f"/admin/stock/{code}")
     await expect(page.locator('[data-figure="on-hand"]')).to_have_text("40")
 
@@ -251,12 +262,12 @@ async def _order_placed_and_shipped_through_the_api(
             "100.50 USD",
         ]
     )
-    await screenshot(page, "orders")
+    await _look(page, "orders")
     await row.get_by_role("link", name=re.compile(order["id"])).click()
     await expect(page.locator("[data-status]")).to_have_text("shipped")
     await expect(page.locator("[data-total]")).to_have_text("100.50 USD")
     await expect(page.get_by_text("that is final")).to_be_visible()
-    await screenshot(page, "order")
+    await _look(page, "order")
     await _fits_the_phone(page, "order")
 
     after = await _dashboard(page)
@@ -267,7 +278,7 @@ async def _order_placed_and_shipped_through_the_api(
     await expect(page.locator("rect.chart-shipped title")).to_have_text(
         [f"Shipped {today}: {after['shipped']}"]
     )
-    await screenshot(page, "dashboard")
+    await _look(page, "dashboard")
 
 
 async def _order_moved_along_with_the_buttons(
@@ -288,7 +299,7 @@ async def _order_moved_along_with_the_buttons(
     page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Cancel order").click()
     await expect(page.locator("[data-status]")).to_have_text("cancelled")
-    await screenshot(page, "order-cancelled")
+    await _look(page, "order-cancelled")
     current = (await api.get(f"{API}/orders/{order_id}")).json()
     assert (current["status"], current["version"]) == ("cancelled", 3)
     stock = (await api.get(f"{API}/inventory/{codes[1]}")).json()
@@ -300,7 +311,7 @@ async def _product_shows_what_is_left(page: Page, product_id: int, codes: list[s
     await page.goto(f"/admin/catalog/products/{product_id}")
     await expect(page.locator(f'[data-available="{codes[0]}"]')).to_have_text("37")
     await expect(page.locator(f'[data-available="{codes[1]}"]')).to_have_text("14")
-    await screenshot(page, "product-after-orders")
+    await _look(page, "product-after-orders")
 
 
 async def _sign_out(page: Page) -> None:

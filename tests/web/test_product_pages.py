@@ -116,9 +116,9 @@ async def test_create_a_product_with_two_skus_then_edit_them(
     page = (await client.get(f"{PRODUCTS}/{product.id}")).text
     assert "Product “Sledge &lt;hammer&gt;” created." in page
     assert "<h1>Sledge &lt;hammer&gt;</h1>" in page
-    assert '<td class="num" data-price="SLEDGE-S">19.99 USD</td>' in page
-    assert '<td class="num" data-price="SLEDGE-L">1,250.50 EUR</td>' in page
-    assert '<td class="num" data-available="SLEDGE-S">0</td>' in page
+    assert '<td class="num" data-label="Price" data-price="SLEDGE-S">19.99 USD</td>' in page
+    assert '<td class="num" data-label="Price" data-price="SLEDGE-L">1,250.50 EUR</td>' in page
+    assert '<td class="num" data-label="Available" data-available="SLEDGE-S">0</td>' in page
     assert "<dt>brand</dt><dd>Acme</dd>" in page
 
     edit = await client.get(f"{PRODUCTS}/{product.id}/edit")
@@ -170,7 +170,7 @@ async def test_create_a_product_with_two_skus_then_edit_them(
     page = (await client.get(f"{PRODUCTS}/{product.id}")).text
     assert "SKU SLEDGE-L deleted." in page
     assert 'data-price="SLEDGE-L"' not in page
-    assert '<td class="wrap">size: S</td>' in page
+    assert '<td class="wrap" data-label="Attributes">size: S</td>' in page
 
     gone = await _post(client, f"{PRODUCTS}/{product.id}/delete", {})
     assert gone.status_code == 303
@@ -304,7 +304,10 @@ async def test_product_list_searches_filters_and_pages(
     assert '<a href="/admin/stock/HAM-1">HAM-1</a>, <a href="/admin/stock/HAM-2">HAM-2</a>' in (
         first
     )
-    assert '<td class="num">12.50 USD</td>\n      <td class="num">8</td>' in first
+    assert (
+        '<td class="num" data-label="Price">12.50 USD</td>\n'
+        '      <td class="num" data-label="Available">8</td>'
+    ) in first
     next_link = re.search(r'href="(/admin/catalog/products\?[^"]+)" rel="next"', first)
     assert next_link
     second = (await client.get(next_link.group(1).replace("&amp;", "&"))).text
