@@ -55,6 +55,23 @@ def decode_cursor(cursor: str | None, arity: int = 1) -> list[Any] | None:
     return key
 
 
+INT32_MAX = 2_147_483_647
+INT64_MAX = 9_223_372_036_854_775_807
+
+
+def decode_id_cursor(cursor: str | None, maximum: int = INT32_MAX) -> int | None:
+    """The id inside a one-id cursor, or None for the first page. An id outside the range
+    of the id column (`maximum`) is a malformed cursor (422), never an overflow in the
+    database."""
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    value = key[0]
+    if not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
+    return value
+
+
 def page_of(rows: Sequence[T], limit: int, key: Any) -> tuple[list[T], str | None]:
     """Split `limit + 1` fetched rows into the page and the cursor for the next one.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -135,3 +137,18 @@ async def test_product_list_statement_count_does_not_grow_with_the_page(
     skus_many = await statements(f"{API}/skus?limit=200")
     assert skus_many[1] == 200
     assert skus_many[0] == skus_one[0]
+
+
+def _cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+async def test_cursors_outside_the_id_range_are_422(client: httpx.AsyncClient) -> None:
+    # On PostgreSQL these ids would overflow the integer id columns.
+    for key in ([2**31], [-(2**31) - 1], [-1], [2**63], [1.5], [True]):
+        for url in (f"{API}/categories", f"{API}/products", f"{API}/skus"):
+            response = await client.get(url, params={"cursor": _cursor(key)})
+            assert response.status_code == 422, (url, key)
+            assert response.json()["code"] == "validation_error"
+    largest = await client.get(f"{API}/products", params={"cursor": _cursor([2**31 - 1])})
+    assert largest.json() == {"items": [], "next_cursor": None}

@@ -1,8 +1,11 @@
-"""Text PostgreSQL cannot store (NUL) and SKU codes that cannot exist are bad input: 422,
-nothing changed, never a 500 — on SQLite, which would store them, as on PostgreSQL."""
+"""Input PostgreSQL cannot take (NUL in text, ids beyond the id columns, naive times) and
+SKU codes that cannot exist are bad input: 422, nothing changed, never a 500 — on SQLite,
+which would accept some of them, as on PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -32,7 +35,19 @@ WRITES: list[tuple[str, dict[str, Any]]] = [
     ("/inventory/bad%20code/adjustments", {"delta": 1, "reason": "receive"}),
 ]
 
+
+def _cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+NAIVE_TIME = _cursor(["2026-01-01T00:00:00", "6f1c1e4e-1111-4111-8111-111111111111"])
 READS = [
+    f"/inventory/availability?cursor={_cursor([2**31])}",
+    f"/inventory/availability?cursor={_cursor([-1])}",
+    f"/inventory/movements?cursor={_cursor([2**63])}",
+    f"/inventory/A/movements?cursor={_cursor([2**63])}",
+    f"/inventory/holds?cursor={NAIVE_TIME}",
+    f"/inventory/allocations?cursor={NAIVE_TIME}",
     "/inventory/A%00B",
     "/inventory/bad%20code",
     f"/inventory/{'X' * 65}",

@@ -52,7 +52,7 @@ from storekeeper.errors import (
 )
 from storekeeper.inventory.models import StockLevel
 from storekeeper.inventory.queries import available_by_sku
-from storekeeper.pagination import decode_cursor, page_of
+from storekeeper.pagination import decode_id_cursor, page_of
 
 ROOT_PATH = "/"
 
@@ -93,11 +93,9 @@ def _live_sibling_name_taken() -> str:
 async def _paginate(
     session: AsyncSession, stmt: Any, id_column: Any, limit: int, cursor: str | None
 ) -> Page:
-    after = decode_cursor(cursor)
+    after = decode_id_cursor(cursor)
     if after is not None:
-        if not isinstance(after[0], int):
-            raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
-        stmt = stmt.where(id_column > after[0])
+        stmt = stmt.where(id_column > after)
     rows = (await session.scalars(stmt.order_by(id_column).limit(limit + 1))).all()
     items, next_cursor = page_of(rows, limit, lambda row: [row.id])
     return Page(items, next_cursor)

@@ -61,10 +61,12 @@ from storekeeper.inventory.schemas import (
     StockOut,
 )
 from storekeeper.pagination import (
+    INT64_MAX,
     CursorQuery,
     LimitQuery,
     Page,
     decode_cursor,
+    decode_id_cursor,
     encode_cursor,
     page_of,
 )
@@ -151,18 +153,13 @@ def _decode_reservation_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID]
     if key is None:
         return None
     try:
-        return datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
+        created_at, reservation_id = datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
     except ValueError:
         raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
-
-
-def _decode_int_cursor(cursor: str | None) -> int | None:
-    key = decode_cursor(cursor)
-    if key is None:
-        return None
-    if not isinstance(key[0], int):
+    if created_at.tzinfo is None:
+        # Our cursors always carry the offset; a naive time cannot be compared with ours.
         raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
-    return key[0]
+    return created_at, reservation_id
 
 
 # --- locations ---------------------------------------------------------------------------
@@ -210,9 +207,7 @@ async def availability(
     if sku:
         stocks = await service.stock_by_codes(session, sku)
         return Page(items=[_stock_out(stock) for stock in stocks], next_cursor=None)
-    rows = await service.stock_page(
-        session, after_sku_id=_decode_int_cursor(cursor), limit=limit + 1
-    )
+    rows = await service.stock_page(session, after_sku_id=decode_id_cursor(cursor), limit=limit + 1)
     items, next_cursor = page_of(rows, limit, lambda stock: [stock.sku_id])
     return Page(items=[_stock_out(stock) for stock in items], next_cursor=next_cursor)
 
@@ -227,7 +222,7 @@ async def movement_feed(
 ) -> MovementFeedPage:
     """Every movement, oldest first. Follow `next_cursor` to the end, keep
     `resume_cursor`, and pass it as `cursor` later to receive only what came after."""
-    after_id = _decode_int_cursor(cursor)
+    after_id = decode_id_cursor(cursor, INT64_MAX)
     rows = await service.movement_feed(session, after_id=after_id, limit=limit + 1)
     items, next_cursor = page_of(rows, limit, lambda movement: [movement.id])
     last_id = items[-1].id if items else after_id
@@ -574,7 +569,7 @@ async def movements_of_sku(
     cursor: CursorQuery = None,
 ) -> Page[MovementOut]:
     """The SKU's ledger, newest first."""
-    before_id = _decode_int_cursor(cursor)
+    before_id = decode_id_cursor(cursor, INT64_MAX)
     sku_id, _code = await service.sku_by_code(session, sku)
     rows = await service.movements_of_sku(session, sku_id, before_id=before_id, limit=limit + 1)
     items, next_cursor = page_of(rows, limit, lambda movement: [movement.id])
