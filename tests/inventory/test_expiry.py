@@ -107,6 +107,7 @@ async def test_two_sweepers_side_by_side_expire_each_hold_once(
 
 async def test_metrics_count_holds_and_refusals(
     client: httpx.AsyncClient,
+    db: Database,
     staff_headers: dict[str, str],
     make_sku: SkuFactory,
     receive: Receiver,
@@ -119,6 +120,8 @@ async def test_metrics_count_holds_and_refusals(
         "storekeeper_holds_created_total",
         "storekeeper_holds_released_total",
         "storekeeper_insufficient_stock_total",
+        "storekeeper_holds_converted_total",
+        "storekeeper_holds_expired_total",
     ]
     before = (await client.get("/metrics")).text
     await make_sku("A")
@@ -134,10 +137,23 @@ async def test_metrics_count_holds_and_refusals(
         json={"client_token": "m2", "items": [{"sku": "A", "quantity": 1}]},
     )
     await client.post(f"/api/v1/inventory/holds/{hold.json()['id']}/release", headers=staff_headers)
+    converted = await client.post(
+        "/api/v1/inventory/holds",
+        headers=staff_headers,
+        json={"client_token": "m3", "items": [{"sku": "A", "quantity": 1}]},
+    )
+    await client.post(
+        f"/api/v1/inventory/holds/{converted.json()['id']}/convert", headers=staff_headers
+    )
+    await receive("A", 1)
+    await _hold(db, "m4", [("A", 1, None)])
+    await _age_all_holds(db)
+    assert await sweep_expired_holds(db, batch_size=10) == 1
     after = (await client.get("/metrics")).text
-    assert [value(after, n) - value(before, n) for n in names] == [1, 1, 1]
-    for name in ("storekeeper_holds_expired_total", "storekeeper_optimistic_retries_total"):
-        assert f"{name} " in after
+    # created: m1, m3 and m4 (m2 was refused); then one release, one refusal, one
+    # conversion, one expiry.
+    assert [value(after, n) - value(before, n) for n in names] == [3, 1, 1, 1, 1]
+    assert "storekeeper_optimistic_retries_total " in after
 
 
 async def test_check_command_exit_code(
