@@ -16,13 +16,15 @@ from fastapi import Body
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 from structlog.testing import LogCapture
 
 from storekeeper import migrate
 from storekeeper.app import create_app
 from storekeeper.config import Environment, Settings
-from storekeeper.db import Database
+from storekeeper.db import Database, create_engine
 from storekeeper.errors import is_database_unavailable
+from storekeeper.tasks import BackgroundRunner, PeriodicJob
 
 PROBLEM = "application/problem+json"
 
@@ -332,3 +334,41 @@ async def test_sqlite_writers_queue_instead_of_failing(backend: str, db: Databas
     failures = [outcome for outcome in outcomes if outcome is not None]
     assert len(failures) == 1
     assert "database is locked" in str(failures[0])
+
+
+def test_postgresql_pool_follows_settings() -> None:
+    settings = Settings(
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
+        env=Environment.TEST,
+        db_pool_size=3,
+        db_max_overflow=2,
+        db_pool_timeout_seconds=7,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    pool = create_engine(settings).sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    # QueuePool has no public reader for its overflow limit.
+    assert (pool.size(), pool._max_overflow, pool.timeout()) == (3, 2, 7)
+
+
+async def test_background_jobs_outlive_failures_and_stop_cleanly(db: Database) -> None:
+    runs: list[int] = []
+
+    async def job(_db: Database) -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("the first run fails")
+
+    runner = BackgroundRunner(db)
+    runner.start([PeriodicJob("probe", 0.01, job)])
+    for _ in range(500):
+        if len(runs) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await runner.stop()
+    # The failure did not end the loop, and stop() leaves nothing running.
+    assert len(runs) >= 3
+    assert not [task for task in asyncio.all_tasks() if task.get_name() == "job:probe"]
+    stopped_at = len(runs)
+    await asyncio.sleep(0.05)
+    assert len(runs) == stopped_at
