@@ -173,6 +173,10 @@ async def test_empty_cart_deleted_sku_and_foreign_address_are_refused(
     )
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["loc"] == ["body", "shipping_address_id"]
+    too_large = await client.post(
+        CHECKOUT, headers=customer_headers, json={"shipping_address_id": 2**40}
+    )
+    assert too_large.status_code == 422
     unknown = await client.post(
         CHECKOUT, headers=customer_headers, json={"shipping_address_id": 999_999}
     )

@@ -86,7 +86,15 @@ async def test_customers_see_their_own_and_staff_filter(
     ]
     assert await _walk(client, customer_headers, "&status=paid", 50) == [mine[1]["id"]]
 
-    for query in ("limit=0", "limit=201", "status=lost", "cursor=nonsense", "cursor=WzFd"):
+    for query in (
+        "limit=0",
+        "limit=201",
+        "status=lost",
+        "user_id=0",
+        "user_id=1099511627776",
+        "cursor=nonsense",
+        "cursor=WzFd",
+    ):
         response = await client.get(f"{ORDERS}?{query}", headers=staff_headers)
         assert response.status_code == 422, query
         assert response.json()["code"] == "validation_error"

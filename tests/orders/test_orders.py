@@ -166,6 +166,8 @@ async def test_invalid_orders_are_refused_and_change_nothing(
         (customer_headers, {"items": [line], "shipping_address_id": 12345}),
         (customer_headers, {"items": [line], "unknown": 1}),
         (staff_headers, {"items": [line], "user_id": 999_999}),
+        (staff_headers, {"items": [line], "user_id": 2**40}),
+        (customer_headers, {"items": [line], "shipping_address_id": 2**40}),
     ]
     for headers, body in cases:
         response = await client.post(ORDERS, headers=headers, json=body)
@@ -340,7 +342,12 @@ async def test_a_stale_version_is_refused(
     assert shipped.status_code == 200
     assert shipped.json()["version"] == 3
     assert await figures("VER") == (4, 0, 0, 4)
-    for body in ({"status": "lost"}, {"status": "paid", "version": 0}, {}):
+    for body in (
+        {"status": "lost"},
+        {"status": "paid", "version": 0},
+        {"status": "paid", "version": 2**40},
+        {},
+    ):
         response = await client.patch(
             f"{ORDERS}/{order['id']}/status", headers=staff_headers, json=body
         )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.accounts.dependencies import CurrentUser, SettingsDep, UnitOfWorkUser
+from storekeeper.catalog.schemas import MAX_ID
 from storekeeper.db import DatabaseDep, SessionDep
 from storekeeper.errors import (
     Forbidden,
@@ -295,7 +296,7 @@ async def list_orders(
     session: SessionDep,
     user: CurrentUser,
     status: OrderStatus | None = None,
-    user_id: int | None = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[OrderOut]:

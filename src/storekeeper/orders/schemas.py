@@ -8,12 +8,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from storekeeper.catalog.schemas import MAX_ID
 from storekeeper.inventory.schemas import Code, Quantity
 from storekeeper.orders.models import OrderStatus
 
 MAX_ORDER_LINES = 100
 
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128)]
+# Integer ids and versions are 32-bit columns: a larger number is refused as input (422)
+# rather than reaching the database.
+Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 
 
 class Input(BaseModel):
@@ -53,7 +56,7 @@ class CartOut(BaseModel):
 
 
 class CheckoutIn(Input):
-    shipping_address_id: Annotated[int, Field(strict=True, ge=1)] | None = None
+    shipping_address_id: Id | None = None
 
 
 class OrderItemIn(Input):
@@ -63,13 +66,13 @@ class OrderItemIn(Input):
 
 class OrderIn(Input):
     items: Annotated[list[OrderItemIn], Field(min_length=1, max_length=MAX_ORDER_LINES)]
-    user_id: Annotated[int, Field(strict=True, ge=1)] | None = None
-    shipping_address_id: Annotated[int, Field(strict=True, ge=1)] | None = None
+    user_id: Id | None = None
+    shipping_address_id: Id | None = None
 
 
 class StatusChangeIn(Input):
     status: OrderStatus
-    version: Annotated[int, Field(strict=True, ge=1)] | None = None
+    version: Id | None = None
 
 
 class OrderLineOut(BaseModel):
