@@ -80,6 +80,13 @@ def make_sku(db: Database) -> SkuMaker:
     return _make
 
 
+@pytest.fixture(params=[strategy.value for strategy in LockingStrategy])
+def locking(request: pytest.FixtureRequest, settings: Settings) -> LockingStrategy:
+    """Runs the test once per locking strategy (the app reads the same settings object)."""
+    settings.locking = LockingStrategy(request.param)
+    return settings.locking
+
+
 @pytest.fixture
 def statement_counter(db: Database) -> StatementCounter:
     counter = StatementCounter()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from storekeeper.db import Database
+from storekeeper.config import LockingStrategy
+from storekeeper.db import Database, utcnow
 from storekeeper.inventory.models import Reservation
 from storekeeper.orders.models import Order
 from tests.orders.conftest import (
@@ -123,8 +125,10 @@ async def test_short_checkout_changes_nothing_and_lists_every_short_line(
     client: httpx.AsyncClient,
     db: Database,
     customer_headers: dict[str, str],
+    staff_headers: dict[str, str],
     make_sku: SkuMaker,
     figures: Figures,
+    locking: LockingStrategy,
 ) -> None:
     await make_sku("PLENTY", stock=10)
     await make_sku("FEW", stock=2)
@@ -148,6 +152,52 @@ async def test_short_checkout_changes_nothing_and_lists_every_short_line(
     assert await figures("FEW") == (2, 0, 0, 2)
     assert await figures("NONE") == (0, 0, 0, 0)
     assert await _row_counts(db) == counts_before
+
+    # With enough stock the same cart goes through under this strategy as well.
+    await client.post(
+        f"{API}/inventory/FEW/adjustments",
+        headers=staff_headers,
+        json={"delta": 1, "reason": "receive"},
+    )
+    await client.post(
+        f"{API}/inventory/NONE/adjustments",
+        headers=staff_headers,
+        json={"delta": 1, "reason": "receive"},
+    )
+    served = await client.post(CHECKOUT, headers=customer_headers)
+    assert served.status_code == 201
+    assert await figures("PLENTY") == (10, 0, 5, 5)
+    assert await figures("FEW") == (3, 0, 3, 0)
+    assert await figures("NONE") == (1, 0, 1, 0)
+
+
+async def test_expired_holds_do_not_stand_in_the_way_of_a_checkout(
+    client: httpx.AsyncClient,
+    db: Database,
+    customer_headers: dict[str, str],
+    staff_headers: dict[str, str],
+    make_sku: SkuMaker,
+    figures: Figures,
+) -> None:
+    await make_sku("LAST", stock=2)
+    hold = await client.post(
+        f"{API}/inventory/holds",
+        headers=staff_headers,
+        json={"client_token": "h", "items": [{"sku": "LAST", "quantity": 2}], "ttl_seconds": 60},
+    )
+    assert hold.status_code == 201
+    await add_to_cart(client, customer_headers, "LAST", 2)
+    assert (await client.post(CHECKOUT, headers=customer_headers)).status_code == 409
+    async with db.transaction() as session:
+        await session.execute(
+            update(Reservation)
+            .where(Reservation.client_token == "h")
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    served = await client.post(CHECKOUT, headers=customer_headers)
+    assert served.status_code == 201
+    assert await figures("LAST") == (2, 0, 2, 0)
+    assert await consistency_issues(client, staff_headers) == []
 
 
 async def test_empty_cart_deleted_sku_and_foreign_address_are_refused(
