@@ -14,6 +14,7 @@ from storekeeper.accounts.models import User
 from storekeeper.db import Database, utcnow
 from storekeeper.inventory.models import Reservation
 from storekeeper.orders.models import Order, OrderLine
+from storekeeper.pagination import encode_cursor
 from tests.catalog.conftest import StatementCounter
 from tests.conftest import UserFactory, bearer
 from tests.orders.conftest import API, SkuMaker
@@ -94,6 +95,10 @@ async def test_customers_see_their_own_and_staff_filter(
         "user_id=1099511627776",
         "cursor=nonsense",
         "cursor=WzFd",
+        f"cursor={encode_cursor(['2026-11-23T10:00:00', str(uuid.uuid4())])}",
+        f"cursor={encode_cursor(['0001-01-01T00:00:00+14:00', str(uuid.uuid4())])}",
+        f"cursor={encode_cursor(['9999-12-31T23:59:59-14:00', str(uuid.uuid4())])}",
+        f"cursor={encode_cursor(['2026-11-23T10:00:00+00:00', 'not-a-uuid'])}",
     ):
         response = await client.get(f"{ORDERS}?{query}", headers=staff_headers)
         assert response.status_code == 422, query

@@ -20,7 +20,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, or_, select, update
@@ -654,10 +654,13 @@ def _decode_order_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | Non
     try:
         created_at = datetime.fromisoformat(str(key[0]))
         order_id = uuid.UUID(str(key[1]))
-    except ValueError:
+        if created_at.tzinfo is None:
+            raise ValueError("a cursor time carries its offset")
+        # In UTC here: a time at the edge of the calendar whose UTC form does not exist
+        # (year 1 at +14:00) is a malformed cursor, not an overflow while binding it.
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
-    if created_at.tzinfo is None:
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
     return created_at, order_id
 
 
