@@ -286,7 +286,7 @@ async def test_idempotent_checkout_replays_and_takes_stock_once(
     assert theirs.status_code == 201
     assert theirs.json()["id"] != first.json()["id"]
     assert await figures("ONE") == (10, 0, 5, 5)
-    for bad_key in ("", "x" * 129):
+    for bad_key in ("", "x" * 129, b"a\x00b", b"tab\there"):
         response = await client.post(
             CHECKOUT, headers={**customer_headers, "Idempotency-Key": bad_key}
         )

@@ -51,6 +51,8 @@ IdempotencyKeyHeader = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=128,
+        # Control characters (NUL above all) cannot be stored in PostgreSQL text.
+        pattern=r"^[^\x00-\x1f\x7f]+$",
         description="Makes the request safe to retry: the same key and request return the "
         "order it created (200).",
     ),
