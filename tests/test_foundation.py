@@ -113,6 +113,10 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ok"
+    for path in ("/health", "/health/ready"):
+        probed = await client.head(path)
+        assert probed.status_code == 200, path
+        assert probed.content == b""
 
 
 async def test_ready_is_503_when_database_unreachable() -> None:

@@ -11,7 +11,9 @@ from storekeeper.observability import metrics_payload
 router = APIRouter(tags=["operations"])
 
 
+# HEAD too (kept out of the schema): load balancers and uptime checkers often probe with it.
 @router.get("/health", summary="Liveness: the process answers (no database).")
+@router.head("/health", include_in_schema=False)
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -21,6 +23,7 @@ async def health() -> dict[str, str]:
     summary="Readiness: the database answers.",
     responses={503: {"description": "The database does not answer."}},
 )
+@router.head("/health/ready", include_in_schema=False)
 async def ready(request: Request) -> Response:
     db = get_database(request)
     try:
