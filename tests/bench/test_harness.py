@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from typing import Any
 
-from bench.loadgen import FlowClient, percentile
+import pytest
+from bench.loadgen import FlowClient, ensure_wrk, percentile
 from bench.report import table, targets
 from bench.scenarios import Result, deep_cursor
 
+from bench import loadgen
 from storekeeper.pagination import decode_cursor, encode_cursor
 
 
@@ -71,6 +75,27 @@ def test_table_lists_skipped_scenarios_with_their_reason() -> None:
     assert (
         lines[3] == "| checkout     | atomic   | skipped: service has no /api/v1/carts/me/checkout"
     )
+
+
+def test_ensure_wrk_updates_the_package_lists_before_installing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    commands: list[list[str]] = []
+    installed = False
+
+    def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        nonlocal installed
+        commands.append(command)
+        installed = installed or command[1] == "install"
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(loadgen.shutil, "which", lambda name: "/usr/bin/wrk" if installed else None)
+    monkeypatch.setattr(loadgen.subprocess, "run", run)
+    assert ensure_wrk() == "/usr/bin/wrk"
+    assert commands == [
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+    ]
 
 
 def test_percentile_picks_the_nearest_rank() -> None:
