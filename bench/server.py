@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench.database import REPO, STOREKEEPER
+from storekeeper.cli import WORKER_HEALTHCHECK_SECONDS
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -116,6 +117,8 @@ def _command(app: str, port: int, workers: int) -> list[str]:
         "--no-server-header",
         "--log-level",
         "warning",
+        "--timeout-worker-healthcheck",
+        str(WORKER_HEALTHCHECK_SECONDS),
     ]
 
 

@@ -18,8 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 from structlog.testing import LogCapture
+from typer.testing import CliRunner
 
-from storekeeper import migrate
+from storekeeper import cli, migrate
 from storekeeper.app import create_app
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database, create_engine
@@ -204,6 +205,26 @@ def test_serve_refuses_unmigrated_database(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "storekeeper db upgrade" in result.stderr
+
+
+def test_serve_gives_busy_workers_time_to_answer_the_health_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: dict[str, Any] = {}
+
+    async def schema_is_current(_settings: Settings) -> bool:
+        return True
+
+    monkeypatch.setattr(cli.migrate, "schema_is_current", schema_is_current)
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: served.update(options))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent-metrics-dir")
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["serve", "--workers", "2"]).exit_code == 0
+    assert served["workers"] == 2
+    assert served["timeout_worker_healthcheck"] == 30
+    result = runner.invoke(cli.app, ["serve", "--worker-healthcheck-seconds", "90"])
+    assert result.exit_code == 0
+    assert served["timeout_worker_healthcheck"] == 90
 
 
 class _DriverError(Exception):

@@ -23,11 +23,23 @@ app.add_typer(users_app, name="users")
 app.command("check")(check)
 
 
+# uvicorn's own default (5 s) kills workers that are busy, not hung, whenever the host is
+# saturated (a flash sale, a noisy neighbour): their requests are cut off and the restarts
+# add load. A hung worker is still replaced, only later.
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes."),
+    worker_healthcheck_seconds: int = typer.Option(
+        WORKER_HEALTHCHECK_SECONDS,
+        min=1,
+        help="With several workers: how long a worker may take to answer the supervisor's "
+        "health check before it is killed and replaced.",
+    ),
 ) -> None:
     """Serve the HTTP API and the staff pages (uvicorn with uvloop and httptools)."""
     settings = Settings()
@@ -51,6 +63,7 @@ def serve(
         access_log=False,
         proxy_headers=True,
         server_header=False,
+        timeout_worker_healthcheck=worker_healthcheck_seconds,
     )
 
 
