@@ -31,7 +31,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from functools import cache
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -41,8 +42,8 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    bindparam,
     func,
-    literal,
     select,
     true,
     update,
@@ -151,18 +152,92 @@ _LEVEL_RETURNING = (
 )
 
 
-def _movement_values(deltas: Deltas, entry: Entry) -> dict[str, Any]:
+def _write_params(
+    deltas: Deltas, entry: Entry, reservation_id: uuid.UUID | None, line_quantity: int
+) -> dict[str, Any]:
+    """Values for the bind parameters of `_pg_write_statement` (its ledger row and line)."""
     return {
-        "kind": entry.kind,
-        "on_hand_delta": deltas.on_hand,
-        "reserved_delta": deltas.reserved,
-        "allocated_delta": deltas.allocated,
-        "reason": entry.reason,
-        "reference": entry.reference,
-        "note": entry.note,
-        "actor_id": entry.actor_id,
-        "created_at": entry.created_at,
+        "movement_kind": entry.kind,
+        "movement_on_hand_delta": deltas.on_hand,
+        "movement_reserved_delta": deltas.reserved,
+        "movement_allocated_delta": deltas.allocated,
+        "movement_reason": entry.reason,
+        "movement_reference": entry.reference,
+        "movement_note": entry.note,
+        "movement_actor_id": entry.actor_id,
+        "movement_created_at": entry.created_at,
+        "line_reservation_id": reservation_id,
+        "line_quantity": line_quantity,
     }
+
+
+def _pg_write_statement(
+    change: ReturningUpdate[Any] | ReturningInsert[Any], with_line: bool
+) -> Select[Any]:
+    """`change` with its ledger row (and reservation line) as one PostgreSQL statement of
+    data-modifying CTEs. Every value is a bind parameter (`_write_params`), so a statement
+    built once serves every call of the same shape."""
+    changed = change.cte("changed")
+    movement = (
+        postgresql.insert(movements)
+        .from_select(
+            [
+                "sku_id",
+                "location_id",
+                "kind",
+                "on_hand_delta",
+                "reserved_delta",
+                "allocated_delta",
+                "reason",
+                "reference",
+                "note",
+                "actor_id",
+                "created_at",
+            ],
+            select(
+                changed.c.sku_id,
+                changed.c.location_id,
+                bindparam("movement_kind", type_=String()),
+                bindparam("movement_on_hand_delta", type_=Integer()),
+                bindparam("movement_reserved_delta", type_=Integer()),
+                bindparam("movement_allocated_delta", type_=Integer()),
+                bindparam("movement_reason", type_=String()),
+                bindparam("movement_reference", type_=String()),
+                bindparam("movement_note", type_=String()),
+                bindparam("movement_actor_id", type_=Integer()),
+                bindparam("movement_created_at", type_=UTCDateTime()),
+            ),
+        )
+        .returning(movements.c.id)
+        .cte("movement")
+    )
+    query = (
+        select(
+            changed.c.sku_id,
+            changed.c.location_id,
+            locations.c.code,
+            changed.c.on_hand,
+            changed.c.reserved,
+            changed.c.allocated,
+            changed.c.version,
+            movement.c.id,
+        )
+        .select_from(changed)
+        .join(locations, locations.c.id == changed.c.location_id)
+        .join(movement, true())
+    )
+    if with_line:
+        line = postgresql.insert(reservation_lines).from_select(
+            ["reservation_id", "sku_id", "location_id", "quantity"],
+            select(
+                bindparam("line_reservation_id", type_=Uuid()),
+                changed.c.sku_id,
+                changed.c.location_id,
+                bindparam("line_quantity", type_=Integer()),
+            ),
+        )
+        query = query.add_cte(line.cte("line"))
+    return query
 
 
 async def _write(
@@ -172,74 +247,50 @@ async def _write(
     entry: Entry,
     reservation_id: uuid.UUID | None = None,
     line_quantity: int = 0,
+    *,
+    change_params: dict[str, Any] | None = None,
+    pg_statement: Select[Any] | None = None,
 ) -> Written | None:
-    """Run one level change (an UPDATE or upsert returning `_LEVEL_RETURNING`) with its
-    ledger row and, when `reservation_id` is given, its reservation line. None when the
-    change matched no row."""
-    values = _movement_values(deltas, entry)
+    """Run one level change (an UPDATE or upsert returning `_LEVEL_RETURNING`, with
+    `change_params` for its bind parameters) with its ledger row and, when
+    `reservation_id` is given, its reservation line. None when the change matched no row.
+    `pg_statement` is `_pg_write_statement` of `change`, when the caller has it built
+    already."""
+    params = change_params or {}
     if is_postgres(session):
-        changed = change.cte("changed")
-        movement_columns = ["sku_id", "location_id", *values]
-        movement = (
-            postgresql.insert(movements)
-            .from_select(
-                movement_columns,
-                select(
-                    changed.c.sku_id,
-                    changed.c.location_id,
-                    literal(values["kind"], String()),
-                    literal(values["on_hand_delta"], Integer()),
-                    literal(values["reserved_delta"], Integer()),
-                    literal(values["allocated_delta"], Integer()),
-                    literal(values["reason"], String()),
-                    literal(values["reference"], String()),
-                    literal(values["note"], String()),
-                    literal(values["actor_id"], Integer()),
-                    literal(values["created_at"], UTCDateTime()),
-                ),
+        statement = pg_statement
+        if statement is None:
+            statement = _pg_write_statement(change, with_line=reservation_id is not None)
+        row = (
+            await session.execute(
+                statement,
+                {**params, **_write_params(deltas, entry, reservation_id, line_quantity)},
             )
-            .returning(movements.c.id)
-            .cte("movement")
-        )
-        query = (
-            select(
-                changed.c.sku_id,
-                changed.c.location_id,
-                locations.c.code,
-                changed.c.on_hand,
-                changed.c.reserved,
-                changed.c.allocated,
-                changed.c.version,
-                movement.c.id,
-            )
-            .select_from(changed)
-            .join(locations, locations.c.id == changed.c.location_id)
-            .join(movement, true())
-        )
-        if reservation_id is not None:
-            line = postgresql.insert(reservation_lines).from_select(
-                ["reservation_id", "sku_id", "location_id", "quantity"],
-                select(
-                    literal(reservation_id, Uuid()),
-                    changed.c.sku_id,
-                    changed.c.location_id,
-                    literal(line_quantity, Integer()),
-                ),
-            )
-            query = query.add_cte(line.cte("line"))
-        row = (await session.execute(query)).one_or_none()
+        ).one_or_none()
         if row is None:
             return None
         return Written(*row)
 
-    level_row = (await session.execute(change)).one_or_none()
+    level_row = (await session.execute(change, params)).one_or_none()
     if level_row is None:
         return None
     sku_id, location_id, on_hand, reserved, allocated, version = level_row
     movement_id = (
         await session.execute(
             movements.insert()
-            .values(sku_id=sku_id, location_id=location_id, **values)
+            .values(
+                sku_id=sku_id,
+                location_id=location_id,
+                kind=entry.kind,
+                on_hand_delta=deltas.on_hand,
+                reserved_delta=deltas.reserved,
+                allocated_delta=deltas.allocated,
+                reason=entry.reason,
+                reference=entry.reference,
+                note=entry.note,
+                actor_id=entry.actor_id,
+                created_at=entry.created_at,
+            )
             .returning(movements.c.id)
         )
     ).scalar_one()
@@ -382,19 +433,101 @@ async def claim_all(
     return results
 
 
+# How a claim picks its level: the best active location that can serve it (`best`), a
+# named location (`location`), a level already locked (`level`), or a level at the version
+# it was read at (`level_version`).
+ClaimTarget = Literal["best", "location", "level", "level_version"]
+_DELTA_COLUMNS = ("on_hand", "reserved", "allocated")
+
+
+@cache
+def _claim_update(target: ClaimTarget, columns: tuple[str, ...]) -> ReturningUpdate[Any]:
+    """The conditional UPDATE of a claim, built once per shape; `columns` are the buckets it
+    changes. Bind parameters: `claim_quantity`, `level_updated_at`, `delta_<column>`, and
+    those of the target (`claim_sku_id`, `claim_location_id`, `claim_level_id`,
+    `claim_level_version`)."""
+    quantity = bindparam("claim_quantity", type_=Integer())
+    condition: ColumnElement[bool]
+    if target == "best":
+        candidate = levels.alias("candidate")
+        best = (
+            select(candidate.c.id)
+            .join(locations, locations.c.id == candidate.c.location_id)
+            .where(
+                candidate.c.sku_id == bindparam("claim_sku_id", type_=Integer()),
+                locations.c.is_active,
+                candidate.c.on_hand - candidate.c.reserved - candidate.c.allocated >= quantity,
+            )
+            .order_by(locations.c.priority.desc(), locations.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        condition = levels.c.id == best
+    elif target == "location":
+        condition = and_(
+            levels.c.sku_id == bindparam("claim_sku_id", type_=Integer()),
+            levels.c.location_id == bindparam("claim_location_id", type_=Integer()),
+        )
+    else:
+        condition = levels.c.id == bindparam("claim_level_id", type_=Integer())
+        if target == "level_version":
+            condition = and_(
+                condition, levels.c.version == bindparam("claim_level_version", type_=Integer())
+            )
+    values: dict[str, Any] = {
+        "version": levels.c.version + 1,
+        "updated_at": bindparam("level_updated_at", type_=UTCDateTime()),
+    }
+    for column in columns:
+        values[column] = levels.c[column] + bindparam(f"delta_{column}", type_=Integer())
+    return (
+        update(levels)
+        .where(condition, quantity <= AVAILABLE)
+        .values(**values)
+        .returning(*_LEVEL_RETURNING)
+    )
+
+
+@cache
+def _pg_claim_statement(
+    target: ClaimTarget, columns: tuple[str, ...], with_line: bool
+) -> Select[Any]:
+    return _pg_write_statement(_claim_update(target, columns), with_line)
+
+
 def _claim_write(
-    session: AsyncSession, request: ClaimRequest, condition: ColumnElement[bool]
+    session: AsyncSession,
+    request: ClaimRequest,
+    target: ClaimTarget,
+    level_id: int | None = None,
+    level_version: int | None = None,
 ) -> Any:
+    """Apply `request`'s claim to the level `target` picks, if it can serve it (a
+    statement of the claim's shape is built once and reused)."""
     claim = request.claim
+    columns = tuple(c for c in _DELTA_COLUMNS if getattr(claim.deltas, c))
+    params: dict[str, Any] = {
+        "claim_quantity": claim.quantity,
+        "level_updated_at": request.entry.created_at,
+        "claim_sku_id": claim.sku_id,
+        "claim_location_id": claim.location_id,
+        "claim_level_id": level_id,
+        "claim_level_version": level_version,
+    }
+    for column in columns:
+        params[f"delta_{column}"] = getattr(claim.deltas, column)
+    with_line = request.reservation_id is not None
     return _write(
         session,
-        _update_level(
-            and_(condition, claim.quantity <= AVAILABLE), claim.deltas, request.entry.created_at
-        ),
+        _claim_update(target, columns),
         claim.deltas,
         request.entry,
         request.reservation_id,
         claim.quantity,
+        change_params=params,
+        pg_statement=_pg_claim_statement(target, columns, with_line)
+        if is_postgres(session)
+        else None,
     )
 
 
@@ -405,26 +538,7 @@ _ATOMIC_ATTEMPTS = 4
 
 async def _claim_atomic(session: AsyncSession, request: ClaimRequest) -> Written | Shortage:
     claim = request.claim
-    if claim.location_id is not None:
-        target: ColumnElement[bool] = and_(
-            levels.c.sku_id == claim.sku_id, levels.c.location_id == claim.location_id
-        )
-    else:
-        candidate = levels.alias("candidate")
-        best = (
-            select(candidate.c.id)
-            .join(locations, locations.c.id == candidate.c.location_id)
-            .where(
-                candidate.c.sku_id == claim.sku_id,
-                locations.c.is_active,
-                candidate.c.on_hand - candidate.c.reserved - candidate.c.allocated
-                >= claim.quantity,
-            )
-            .order_by(locations.c.priority.desc(), locations.c.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        target = levels.c.id == best
+    target: ClaimTarget = "location" if claim.location_id is not None else "best"
     for _ in range(_ATOMIC_ATTEMPTS):
         written = await _claim_write(session, request, target)
         if written is not None:
@@ -472,7 +586,7 @@ async def _claim_pessimistic(
             best = max((row.available for row in options), default=0)
             results.append(Shortage(claim.sku_id, claim.quantity, max(best, 0)))
             continue
-        written = await _claim_write(session, request, levels.c.id == chosen.id)
+        written = await _claim_write(session, request, "level", level_id=chosen.id)
         if written is None:
             raise AssertionError("a locked level that could serve the claim refused it")
         results.append(written)
@@ -490,9 +604,7 @@ async def _claim_optimistic(
             best = max((row.available for row in options), default=0)
             return Shortage(claim.sku_id, claim.quantity, max(best, 0))
         written = await _claim_write(
-            session,
-            request,
-            and_(levels.c.id == chosen.id, levels.c.version == chosen.version),
+            session, request, "level_version", level_id=chosen.id, level_version=chosen.version
         )
         if written is not None:
             return written
