@@ -32,6 +32,7 @@ HOLD_BODY = (
     '{"client_token": "{n}", "items": [{"sku": "{sku}", "quantity": 1}], "ttl_seconds": 3600}'
 )
 STAFF_EMAIL = "bench-staff@example.com"
+CHECKOUT_PATHS = (f"{API}/carts/me/items", f"{API}/carts/me/checkout")
 BENCH_PASSWORD = "bench-password-long-enough"
 
 
@@ -107,6 +108,7 @@ class Context:
     workers: int
     pool_size: int
     staff_token: str = ""
+    customer_emails: list[str] = field(default_factory=list)
     customer_tokens: list[str] = field(default_factory=list)
     openapi_paths: set[str] = field(default_factory=set)
 
@@ -227,9 +229,9 @@ def result_from_load(
 
 
 async def prepare_accounts(ctx: Context, server: RunningServer) -> None:
-    """A staff user made with the CLI, customers registered through the API, and tokens
-    for all of them from the token endpoint (valid on every server of this run: they share
-    the signing key). Nothing when the service has no token endpoint yet."""
+    """A staff user made with the CLI and, when the service can check out, customers
+    registered through the API; then tokens for all of them (`login`). Nothing when the
+    service has no token endpoint yet."""
     if ctx.missing(f"{API}/auth/token", f"{API}/auth/register"):
         return
     env = ctx.server_settings().environment()
@@ -250,17 +252,32 @@ async def prepare_accounts(ctx: Context, server: RunningServer) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    if ctx.missing(*CHECKOUT_PATHS):
+        ctx.customer_emails = []
+    else:
+        ctx.customer_emails = [
+            f"bench-customer-{number}@example.com" for number in range(1, ctx.sizes.customers + 1)
+        ]
     async with httpx.AsyncClient(base_url=server.base_url + API, timeout=30) as http:
-        ctx.staff_token = await _login(http, STAFF_EMAIL)
-        for number in range(1, ctx.sizes.customers + 1):
-            email = f"bench-customer-{number}@example.com"
+        for email in ctx.customer_emails:
             response = await http.post(
                 "/auth/register",
                 json={"email": email, "password": BENCH_PASSWORD, "full_name": "Bench"},
             )
             if response.status_code != 201:
                 raise RuntimeError(f"register {email}: {response.status_code} {response.text}")
-            ctx.customer_tokens.append(await _login(http, email))
+    await login(ctx, server)
+
+
+async def login(ctx: Context, server: RunningServer) -> None:
+    """Fresh access tokens for the staff user and the customers (valid on every server of
+    this run: they share the signing key). A full run outlasts one token's lifetime, so
+    each server of the run logs in again when it starts."""
+    if ctx.missing(f"{API}/auth/token"):
+        return
+    async with httpx.AsyncClient(base_url=server.base_url + API, timeout=30) as http:
+        ctx.staff_token = await _login(http, STAFF_EMAIL)
+        ctx.customer_tokens = [await _login(http, email) for email in ctx.customer_emails]
 
 
 async def _login(http: httpx.AsyncClient, email: str) -> str:
@@ -519,8 +536,7 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
 async def checkout(ctx: Context, server: RunningServer, strategy: str) -> Result:
     """Each customer, on its own connection, puts 1-3 random spread SKUs in the cart and
     checks out; latency and throughput are those of the checkout request."""
-    needed = (f"{API}/carts/me/items", f"{API}/carts/me/checkout", f"{API}/inventory/consistency")
-    if reason := ctx.missing(*needed):
+    if reason := ctx.missing(*CHECKOUT_PATHS, f"{API}/inventory/consistency"):
         return Result("checkout", strategy, skipped=reason)
     if not ctx.customer_tokens:
         return Result("checkout", strategy, skipped="no customers")
