@@ -108,7 +108,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "statement_timeout": str(settings.db_statement_timeout_ms),
             "timezone": "UTC",
         },
-        "command_timeout": max(settings.db_statement_timeout_ms / 1000 + 5, 5),
+        # The driver's own limit, a little above the server's; none when that is off (0).
+        "command_timeout": settings.db_statement_timeout_ms / 1000 + 5
+        if settings.db_statement_timeout_ms
+        else None,
     }
     return create_async_engine(
         settings.database_url,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import orjson
+import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from storekeeper.cli import app as cli
-from storekeeper.config import LockingStrategy
+from storekeeper.config import LockingStrategy, Settings
 from storekeeper.db import Database, utcnow
+from storekeeper.inventory import cli as inventory_cli
 from storekeeper.inventory import service
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.expiry import sweep_expired_holds
@@ -181,3 +184,25 @@ async def test_check_command_exit_code(
             "actual": 4,
         }
     ]
+
+
+@pytest.mark.parametrize(("api_limit_ms", "report_limit_ms"), [(15_000, 300_000), (0, 0)])
+async def test_check_command_gets_more_time_than_an_api_statement(
+    monkeypatch: pytest.MonkeyPatch, api_limit_ms: int, report_limit_ms: int
+) -> None:
+    used: list[Settings] = []
+
+    class RecordingDatabase:
+        def __init__(self, settings: Settings) -> None:
+            used.append(settings)
+
+        async def run(self, work: Any, *, write: bool) -> str:
+            return "report"
+
+        async def dispose(self) -> None:
+            return None
+
+    monkeypatch.setattr(inventory_cli, "Database", RecordingDatabase)
+    settings = Settings(db_statement_timeout_ms=api_limit_ms, _env_file=None)  # type: ignore[call-arg]
+    assert await inventory_cli._report(settings) == "report"
+    assert [s.db_statement_timeout_ms for s in used] == [report_limit_ms]

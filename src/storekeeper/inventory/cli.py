@@ -12,8 +12,16 @@ from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.inventory.consistency import Report, check_consistency
 
+# The report aggregates every level and the whole ledger in one statement: on millions of
+# levels that outlasts the limit an API statement gets (which the driver also enforces on
+# the client side), so the command gets its own.
+REPORT_TIMEOUT_MS = 300_000
+
 
 async def _report(settings: Settings) -> Report:
+    if settings.db_statement_timeout_ms:
+        timeout_ms = max(settings.db_statement_timeout_ms, REPORT_TIMEOUT_MS)
+        settings = settings.model_copy(update={"db_statement_timeout_ms": timeout_ms})
     db = Database(settings)
     try:
         return await db.run(check_consistency, write=False)
