@@ -61,13 +61,13 @@ FULL = Sizes(
     expiry_timeout_seconds=120,
 )
 QUICK = Sizes(
-    seconds=2,
+    seconds=1,
     warmup_seconds=1,
     spread_skus=1_000,
     browse_skus=20_000,
     expiry_holds=2_000,
-    sellout_on_hand=50,
-    sellout_attempts=250,
+    sellout_on_hand=30,
+    sellout_attempts=150,
     customers=8,
     expiry_timeout_seconds=30,
 )
@@ -594,20 +594,27 @@ async def expiry(ctx: Context, server: RunningServer, strategy: str) -> Result:
             conn, prefix=seed.SPREAD_PREFIX, holds=holds, token_prefix=token_prefix
         )
         pg_pids = await postgres_pids(ctx)
+        # The holds fall due together when this update commits; the clock starts then
+        # (the update itself, 100,000 rows, is the benchmark's setup, not the sweeper's work).
+        update_started = time.monotonic()
+        due_at = await conn.fetchval("SELECT now()")
+        await conn.execute(
+            "UPDATE reservations SET expires_at = $2 "
+            "WHERE client_token LIKE $1 || '%' AND status = 'held'",
+            token_prefix,
+            due_at,
+        )
+        update_seconds = time.monotonic() - update_started
         with CpuMeter(server, pg_pids) as meter:
             started = time.monotonic()
-            await conn.execute(
-                "UPDATE reservations SET expires_at = now() "
-                "WHERE client_token LIKE $1 || '%' AND status = 'held'",
-                token_prefix,
-            )
             deadline = started + ctx.sizes.expiry_timeout_seconds
             remaining = holds
             while time.monotonic() < deadline:
+                # Through the partial index of live holds: polling must not compete with
+                # the sweepers by scanning the whole table (no other hold is due by then).
                 remaining = await conn.fetchval(
-                    "SELECT count(*) FROM reservations "
-                    "WHERE client_token LIKE $1 || '%' AND status = 'held'",
-                    token_prefix,
+                    "SELECT count(*) FROM reservations WHERE status = 'held' AND expires_at <= $1",
+                    due_at,
                 )
                 if remaining == 0:
                     break
@@ -628,7 +635,12 @@ async def expiry(ctx: Context, server: RunningServer, strategy: str) -> Result:
         seconds=round(clean, 2),
         consistent=bool(report.get("is_consistent")),
         cpu_cores=meter.cores(0.0),
-        details={"holds": holds, "swept_seconds": round(swept, 2), "remaining": remaining},
+        details={
+            "holds": holds,
+            "swept_seconds": round(swept, 2),
+            "remaining": remaining,
+            "due_update_seconds": round(update_seconds, 2),
+        },
     )
     if remaining:
         result.failures.append(f"{remaining} holds still held after {swept:.1f} s")
