@@ -61,7 +61,7 @@ FULL = Sizes(
     expiry_timeout_seconds=120,
 )
 QUICK = Sizes(
-    seconds=1,
+    seconds=2,
     warmup_seconds=1,
     spread_skus=1_000,
     browse_skus=20_000,
@@ -222,6 +222,8 @@ def result_from_load(
         result.warnings.append(f"server errors: {unexpected}")
     if load.transport_errors:
         result.warnings.append(f"{load.transport_errors} broken connections or timeouts")
+    if not load.requests:
+        result.warnings.append("no request completed within the run")
     return result
 
 
@@ -535,7 +537,11 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
 
 async def checkout(ctx: Context, server: RunningServer, strategy: str) -> Result:
     """Each customer, on its own connection, puts 1-3 random spread SKUs in the cart and
-    checks out; latency and throughput are those of the checkout request."""
+    checks out; latency and throughput are those of the checkout request. Every tenth
+    checkout is sent a second time with its Idempotency-Key, which must answer 200 with
+    the same order. Verified besides oversell and consistency: every acknowledged order
+    stored once, each order's lines allocated exactly once (its allocation holds the same
+    units per SKU, and is still `allocated`)."""
     if reason := ctx.missing(*CHECKOUT_PATHS, f"{API}/inventory/consistency"):
         return Result("checkout", strategy, skipped=reason)
     if not ctx.customer_tokens:
@@ -543,10 +549,15 @@ async def checkout(ctx: Context, server: RunningServer, strategy: str) -> Result
     rng = random.Random(strategy)
     spread = ctx.sizes.spread_skus
     add_failures: list[int] = []
+    replay_failures: list[str] = []
+    replays: list[int] = []
+    customer_of: dict[int, int] = {}
+    key_prefix = ""
 
     async def shop(client: FlowClient, number: int) -> tuple[int, float]:
-        token = ctx.customer_tokens[number % len(ctx.customer_tokens)]
-        headers = {"Authorization": f"Bearer {token}"}
+        # Each connection is one customer, so no customer has two checkouts in flight.
+        customer = customer_of.setdefault(id(client), len(customer_of))
+        headers = {"Authorization": f"Bearer {ctx.customer_tokens[customer]}"}
         for sku_number in rng.sample(range(1, spread + 1), rng.randint(1, 3)):
             status, _ = await client.request(
                 "POST",
@@ -556,25 +567,75 @@ async def checkout(ctx: Context, server: RunningServer, strategy: str) -> Result
             )
             if status != 201:
                 add_failures.append(status)
+        checkout_headers = {**headers, "Idempotency-Key": f"{key_prefix}{number}"}
         started = time.perf_counter()
-        status, _ = await client.request(
-            "POST",
-            f"{API}/carts/me/checkout",
-            json_body={},
-            headers={**headers, "Idempotency-Key": f"bench-{strategy}-{number}-{uuid.uuid4()}"},
+        status, body = await client.request(
+            "POST", f"{API}/carts/me/checkout", json_body={}, headers=checkout_headers
         )
-        return status, (time.perf_counter() - started) * 1000
+        latency_ms = (time.perf_counter() - started) * 1000
+        if status == 201 and number % 10 == 0:
+            again, replayed = await client.request(
+                "POST", f"{API}/carts/me/checkout", json_body={}, headers=checkout_headers
+            )
+            replays.append(number)
+            first_id = orjson.loads(body).get("id")
+            if again != 200 or orjson.loads(replayed).get("id") != first_id:
+                replay_failures.append(f"{again} {replayed[:120]!r}")
+        return status, latency_ms
 
-    # One connection per customer, so no customer has two checkouts in flight.
     clients = len(ctx.customer_tokens)
+    key_prefix = f"bench-warm-{strategy}-{uuid.uuid4().hex[:8]}-"
     await run_flow(server.base_url, shop, clients=clients, seconds=ctx.sizes.warmup_seconds)
     await wait_until_quiet(ctx)
+    customer_of.clear()
+    key_prefix = f"bench-checkout-{strategy}-{uuid.uuid4().hex[:8]}-"
     load, cores = await measured(
         ctx, server, run_flow, server.base_url, shop, clients=clients, seconds=ctx.sizes.seconds
     )
     result = result_from_load("checkout", strategy, load, cores, 201)
     if add_failures:
         result.failures.append(f"{len(add_failures)} cart additions failed: {add_failures[:5]}")
+    if replay_failures:
+        result.failures.append(
+            f"{len(replay_failures)} replayed checkouts did not return their order: "
+            f"{replay_failures[:3]}"
+        )
+    await wait_until_quiet(ctx)
+    conn = await ctx.db.connect()
+    try:
+        stored, mismatched, not_allocated = await conn.fetchrow(
+            """
+            WITH placed AS (
+                SELECT id, allocation_id FROM orders WHERE idempotency_key LIKE $1 || '%'
+            ), ordered AS (
+                SELECT p.id, l.sku_id, sum(l.quantity) AS units
+                FROM placed AS p JOIN order_lines AS l ON l.order_id = p.id
+                GROUP BY p.id, l.sku_id
+            ), allocated AS (
+                SELECT p.id, l.sku_id, sum(l.quantity) AS units
+                FROM placed AS p JOIN reservation_lines AS l ON l.reservation_id = p.allocation_id
+                GROUP BY p.id, l.sku_id
+            )
+            SELECT
+                (SELECT count(*) FROM placed),
+                (SELECT count(*) FROM ordered AS o FULL JOIN allocated AS a
+                     ON a.id = o.id AND a.sku_id = o.sku_id
+                 WHERE o.units IS DISTINCT FROM a.units),
+                (SELECT count(*) FROM placed AS p JOIN reservations AS r ON r.id = p.allocation_id
+                 WHERE r.status <> 'allocated')
+            """,
+            key_prefix,
+        )
+    finally:
+        await conn.close()
+    acknowledged = load.count(201)
+    result.details.update(acknowledged=acknowledged, stored=int(stored), replays=len(replays))
+    if stored < acknowledged:
+        result.failures.append(f"{acknowledged} orders acknowledged, {stored} stored")
+    if mismatched:
+        result.failures.append(f"{mismatched} order lines not allocated exactly once")
+    if not_allocated:
+        result.failures.append(f"{not_allocated} orders whose allocation is not 'allocated'")
     return await verify(ctx, server, result)
 
 
