@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -144,15 +144,20 @@ async def resolve_location(session: AsyncSession, code: str, loc: Sequence[str |
     return found[code.upper()]
 
 
+# Built once: every hold and allocation runs it, and building and cache-keying a statement
+# costs more CPU than running it.
+_SKUS_BY_CODE = select(skus.c.code, skus.c.id, skus.c.is_deleted).where(
+    skus.c.code.in_(bindparam("codes", expanding=True))
+)
+
+
 async def resolve_items(
     session: AsyncSession, items: Sequence[tuple[str, int, str | None]]
 ) -> list[_Line]:
     """Validate `(sku code, quantity, location code)` lines; the result is in SKU-id order."""
     codes = [code.upper() for code, _, _ in items]
     _check_shape(len(items), [quantity for _, quantity, _ in items], codes)
-    rows = await session.execute(
-        select(skus.c.code, skus.c.id, skus.c.is_deleted).where(skus.c.code.in_(codes))
-    )
+    rows = await session.execute(_SKUS_BY_CODE, {"codes": codes})
     found = {row.code: row for row in rows}
     location_ids = await _locations_by_code(
         session, {location.upper() for _, _, location in items if location is not None}
