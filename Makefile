@@ -43,10 +43,11 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# Every scenario and locking strategy at full size (about 10 minutes); the chart of the
-# run also replaces docs/bench.png.
+# Every scenario and locking strategy at full size (about 30 minutes on a busy 2-core
+# machine); the chart and the JSON of the run also replace docs/bench.png and
+# docs/bench-results.json.
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m bench.run --chart docs/bench.png
+	$(BIN)/python -m bench.run --chart docs/bench.png --json docs/bench-results.json
 
 # Small sizes and short runs: fails on any oversell or inconsistency, never on speed.
 bench-quick: $(STAMP)

@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="scenario groups to leave out",
     )
     parser.add_argument("--chart", type=Path, help="also copy the chart to this path")
+    parser.add_argument("--json", type=Path, help="also copy the JSON results to this path")
     parser.add_argument(
         "--strict", action="store_true", help="a scenario skipped for a missing route fails"
     )
@@ -231,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     charted = report.write_chart(chart_path, results, title)
     print(f"\nresults: {json_path}" + (f"\nchart:   {chart_path}" if charted else ""))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(json_path, args.json)
     if charted and args.chart:
         args.chart.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(chart_path, args.chart)
