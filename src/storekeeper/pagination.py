@@ -7,7 +7,9 @@ page is "rows after that key", so a page deep in a large table costs what the fi
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -70,6 +72,25 @@ def decode_id_cursor(cursor: str | None, maximum: int = INT32_MAX) -> int | None
     if not isinstance(value, int) or not 0 <= value <= maximum:
         raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
     return value
+
+
+def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (created_at, id) key inside a cursor of a list ordered by time and UUID, or None
+    for the first page. Our cursors always carry the time's offset: a naive time, an
+    unparseable id, or a time at the edge of the calendar whose UTC form does not exist
+    (year 1 at +14:00) is a malformed cursor (422), never an overflow while binding it."""
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    try:
+        created_at = datetime.fromisoformat(str(key[0]))
+        row_id = uuid.UUID(str(key[1]))
+        if created_at.tzinfo is None:
+            raise ValueError("a cursor time carries its offset")
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
+    return created_at, row_id
 
 
 def page_of(rows: Sequence[T], limit: int, key: Any) -> tuple[list[T], str | None]:

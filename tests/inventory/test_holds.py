@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import update
 from storekeeper.config import LockingStrategy
 from storekeeper.db import Database, utcnow
 from storekeeper.inventory.models import Reservation
+from storekeeper.pagination import encode_cursor
 from tests.inventory.conftest import Receiver, SkuFactory
 
 HOLDS = "/api/v1/inventory/holds"
@@ -356,3 +358,19 @@ async def test_expired_hold_frees_stock_inline(
     assert await _figures(client, staff_headers, "A") == (3, 2, 0, 1)
     assert await _figures(client, staff_headers, "B") == (3, 0, 0, 3)
     await _consistent(client, staff_headers)
+
+
+async def test_malformed_reservation_cursors_are_refused(
+    client: httpx.AsyncClient, staff_headers: dict[str, str]
+) -> None:
+    for path in (HOLDS, "/api/v1/inventory/allocations"):
+        for cursor in (
+            "nonsense",
+            encode_cursor(["2026-11-23T10:00:00", str(uuid.uuid4())]),
+            encode_cursor(["0001-01-01T00:00:00+14:00", str(uuid.uuid4())]),
+            encode_cursor(["9999-12-31T23:59:59-14:00", str(uuid.uuid4())]),
+            encode_cursor(["2026-11-23T10:00:00+00:00", "not-a-uuid"]),
+        ):
+            response = await client.get(path, params={"cursor": cursor}, headers=staff_headers)
+            assert response.status_code == 422, (path, cursor)
+            assert response.json()["code"] == "validation_error"

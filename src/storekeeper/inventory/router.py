@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -65,8 +64,8 @@ from storekeeper.pagination import (
     CursorQuery,
     LimitQuery,
     Page,
-    decode_cursor,
     decode_id_cursor,
+    decode_time_id_cursor,
     encode_cursor,
     page_of,
 )
@@ -146,20 +145,6 @@ def _request_fingerprint(kind: str, items: list[ItemIn], **rest: Any) -> str:
 
 def _reservation_cursor(view: service.ReservationView) -> list[str]:
     return [view.reservation.created_at.isoformat(), str(view.reservation.id)]
-
-
-def _decode_reservation_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    key = decode_cursor(cursor, arity=2)
-    if key is None:
-        return None
-    try:
-        created_at, reservation_id = datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
-    except ValueError:
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
-    if created_at.tzinfo is None:
-        # Our cursors always carry the offset; a naive time cannot be compared with ours.
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
-    return created_at, reservation_id
 
 
 # --- locations ---------------------------------------------------------------------------
@@ -314,7 +299,7 @@ async def list_holds(
         holds=True,
         status=status.value if status else None,
         sku_code=sku,
-        after=_decode_reservation_cursor(cursor),
+        after=decode_time_id_cursor(cursor),
         limit=limit + 1,
     )
     items, next_cursor = page_of(views, limit, _reservation_cursor)
@@ -431,7 +416,7 @@ async def list_allocations(
         holds=False,
         status=status.value if status else None,
         sku_code=sku,
-        after=_decode_reservation_cursor(cursor),
+        after=decode_time_id_cursor(cursor),
         limit=limit + 1,
     )
     items, next_cursor = page_of(views, limit, _reservation_cursor)

@@ -20,7 +20,6 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, or_, select, update
@@ -48,7 +47,7 @@ from storekeeper.inventory.queries import available_by_sku
 from storekeeper.inventory.service import DEFAULT_OPTIMISTIC_RETRIES, StockLine
 from storekeeper.orders.metrics import ORDER_STATUS_CHANGES, ORDERS_CREATED, count_after_commit
 from storekeeper.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
-from storekeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page_of
+from storekeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_id_cursor, page_of
 
 MAX_LINES = 100
 MAX_QUANTITY = 1_000_000
@@ -647,23 +646,6 @@ def _order_cursor(order: Order) -> list[str]:
     return [order.created_at.isoformat(), str(order.id)]
 
 
-def _decode_order_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    key = decode_cursor(cursor, arity=2)
-    if key is None:
-        return None
-    try:
-        created_at = datetime.fromisoformat(str(key[0]))
-        order_id = uuid.UUID(str(key[1]))
-        if created_at.tzinfo is None:
-            raise ValueError("a cursor time carries its offset")
-        # In UTC here: a time at the edge of the calendar whose UTC form does not exist
-        # (year 1 at +14:00) is a malformed cursor, not an overflow while binding it.
-        created_at = created_at.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
-    return created_at, order_id
-
-
 async def list_orders(
     session: AsyncSession,
     *,
@@ -678,7 +660,7 @@ async def list_orders(
     of someone else gives them an empty page)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed.field(["query", "limit"], f"limit must be 1 to {MAX_LIMIT}")
-    after = _decode_order_cursor(cursor)
+    after = decode_time_id_cursor(cursor)
     query = select(Order)
     if not is_staff(viewer):
         query = query.where(Order.user_id == viewer.id)

@@ -9,7 +9,6 @@ take available stock below zero.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Path, Query, Request
@@ -22,7 +21,7 @@ from storekeeper.inventory import service as inventory
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
-from storekeeper.pagination import decode_cursor, encode_cursor
+from storekeeper.pagination import decode_cursor, decode_time_id_cursor, encode_cursor
 from storekeeper.web import charts, dashboard
 from storekeeper.web.dependencies import StaffForm, StaffUser
 from storekeeper.web.forms import (
@@ -189,16 +188,6 @@ async def adjust(
 # --- holds -------------------------------------------------------------------------------
 
 
-def _reservation_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    key = decode_cursor(cursor, arity=2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
-    except ValueError:
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
-
-
 @router.get("/holds")
 async def holds_page(
     request: Request,
@@ -214,7 +203,7 @@ async def holds_page(
             holds=True,
             status=wanted,
             sku_code=None,
-            after=_reservation_key(cursor),
+            after=decode_time_id_cursor(cursor),
             limit=PAGE_SIZE + 1,
         )
     next_cursor = None
