@@ -8,6 +8,7 @@ from sqlalchemy import update
 from storekeeper.accounts.models import User
 from storekeeper.db import Database
 from storekeeper.inventory.models import StockLevel
+from storekeeper.pagination import encode_cursor
 from tests.web.conftest import SignIn, csrf_of
 from tests.web.shop import stocked_shop
 
@@ -133,3 +134,19 @@ async def test_consistency_page_says_plainly_when_all_is_well_and_lists_problems
     broken = (await client.get("/admin/consistency")).text
     assert 'data-consistent="false"' in broken
     assert "HAM-1" in broken
+
+
+async def test_stock_page_cursors_out_of_the_id_range_are_refused(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"HAM-1": 3})
+    await sign_in("staff@example.com")
+
+    for path, cursor in (
+        ("/admin/stock", encode_cursor([2**40])),
+        ("/admin/stock", encode_cursor(["1"])),
+        ("/admin/stock/HAM-1", encode_cursor([2**63])),
+        ("/admin/holds", encode_cursor(["0001-01-01T00:00:00+14:00", "not-a-uuid"])),
+    ):
+        response = await client.get(path, params={"cursor": cursor})
+        assert response.status_code == 422, (path, cursor)

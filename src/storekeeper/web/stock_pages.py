@@ -21,7 +21,12 @@ from storekeeper.inventory import service as inventory
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
-from storekeeper.pagination import decode_cursor, decode_time_id_cursor, encode_cursor
+from storekeeper.pagination import (
+    INT64_MAX,
+    decode_id_cursor,
+    decode_time_id_cursor,
+    encode_cursor,
+)
 from storekeeper.web import charts, dashboard
 from storekeeper.web.dependencies import StaffForm, StaffUser
 from storekeeper.web.forms import (
@@ -54,15 +59,6 @@ SkuCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-def _int_key(cursor: str | None) -> int | None:
-    key = decode_cursor(cursor)
-    if key is None:
-        return None
-    if not isinstance(key[0], int):
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
-    return key[0]
-
-
 @router.get("/stock")
 async def stock_list(
     request: Request,
@@ -75,7 +71,7 @@ async def stock_list(
         return see_other(f"{STOCK_PATH}/{sku.strip().upper()}")
     async with db.transaction(write=False) as session:
         rows = await inventory.stock_page(
-            session, after_sku_id=_int_key(cursor), limit=PAGE_SIZE + 1
+            session, after_sku_id=decode_id_cursor(cursor), limit=PAGE_SIZE + 1
         )
     next_cursor = encode_cursor([rows[PAGE_SIZE - 1].sku_id]) if len(rows) > PAGE_SIZE else None
     return render(
@@ -137,7 +133,7 @@ async def _sku_page(
 async def sku_stock_page(
     request: Request, code: SkuCode, _user: StaffUser, db: DatabaseDep, cursor: Cursor = None
 ) -> Response:
-    return await _sku_page(request, db, code, before=_int_key(cursor))
+    return await _sku_page(request, db, code, before=decode_id_cursor(cursor, INT64_MAX))
 
 
 @router.post("/stock/{code}/adjustments")
