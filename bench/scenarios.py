@@ -158,7 +158,11 @@ class CpuMeter:
     def __exit__(self, *_: object) -> None:
         self.wall = time.monotonic() - self.wall_before
         self.server_used = cpu_seconds(self.server.process_ids()) - self.server_before
-        self.pg_used = sum(cpu_seconds([pid]) - before for pid, before in self.pg_before.items())
+        # A backend that exited during the run (pool recycling, a killed worker's
+        # connections) no longer shows its CPU: count it as nothing rather than negative.
+        self.pg_used = sum(
+            max(cpu_seconds([pid]) - before, 0.0) for pid, before in self.pg_before.items()
+        )
         busy_after, _total = machine_busy_seconds()
         self.machine_used = busy_after - self.machine_before[0]
 
