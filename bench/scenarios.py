@@ -63,9 +63,10 @@ FULL = Sizes(
     customers=32,
     expiry_timeout_seconds=120,
 )
+# Quick runs check correctness, not speed: no warm-ups.
 QUICK = Sizes(
     seconds=2,
-    warmup_seconds=1,
+    warmup_seconds=0,
     spread_skus=1_000,
     browse_skus=20_000,
     expiry_holds=2_000,
@@ -381,7 +382,8 @@ async def consistency(ctx: Context, server: RunningServer) -> dict[str, Any]:
 
 
 async def ceiling_noop(ctx: Context, server: RunningServer) -> Result:
-    run_wrk(server.base_url, method="GET", path="/health", seconds=ctx.sizes.warmup_seconds)
+    if ctx.sizes.warmup_seconds:
+        run_wrk(server.base_url, method="GET", path="/health", seconds=ctx.sizes.warmup_seconds)
     load, cores = await measured(
         ctx,
         server,
@@ -402,8 +404,9 @@ async def ceiling_update(ctx: Context, server: RunningServer) -> Result:
     finally:
         await conn.close()
     path = f"/bench/ceiling-update/{hot_level}"
-    run_wrk(server.base_url, method="POST", path=path, seconds=ctx.sizes.warmup_seconds)
-    await wait_until_quiet(ctx)
+    if ctx.sizes.warmup_seconds:
+        run_wrk(server.base_url, method="POST", path=path, seconds=ctx.sizes.warmup_seconds)
+        await wait_until_quiet(ctx)
     load, cores = await measured(
         ctx,
         server,
@@ -454,13 +457,14 @@ async def hold_load(
         "sku_count": sku_count,
         "connections": CONNECTIONS,
     }
-    run_wrk(
-        server.base_url,
-        seconds=ctx.sizes.warmup_seconds,
-        run_id=f"warm-{scenario}-{strategy}-{uuid.uuid4().hex[:8]}",
-        **common,
-    )
-    await wait_until_quiet(ctx)
+    if ctx.sizes.warmup_seconds:
+        run_wrk(
+            server.base_url,
+            seconds=ctx.sizes.warmup_seconds,
+            run_id=f"warm-{scenario}-{strategy}-{uuid.uuid4().hex[:8]}",
+            **common,
+        )
+        await wait_until_quiet(ctx)
     run_id = f"{scenario}-{strategy}-{uuid.uuid4().hex[:8]}"
     load, cores = await measured(
         ctx, server, run_wrk, server.base_url, seconds=ctx.sizes.seconds, run_id=run_id, **common
@@ -597,9 +601,10 @@ async def checkout(ctx: Context, server: RunningServer, strategy: str) -> Result
         return status, latency_ms
 
     clients = len(ctx.customer_tokens)
-    key_prefix = f"bench-warm-{strategy}-{uuid.uuid4().hex[:8]}-"
-    await run_flow(server.base_url, shop, clients=clients, seconds=ctx.sizes.warmup_seconds)
-    await wait_until_quiet(ctx)
+    if ctx.sizes.warmup_seconds:
+        key_prefix = f"bench-warm-{strategy}-{uuid.uuid4().hex[:8]}-"
+        await run_flow(server.base_url, shop, clients=clients, seconds=ctx.sizes.warmup_seconds)
+        await wait_until_quiet(ctx)
     customer_of.clear()
     key_prefix = f"bench-checkout-{strategy}-{uuid.uuid4().hex[:8]}-"
     load, cores = await measured(
@@ -788,7 +793,14 @@ async def browse(ctx: Context, server: RunningServer) -> list[Result]:
         ("browse-first", f"{API}/products?limit=50"),
         ("browse-deep", f"{API}/products?limit=50&cursor={cursor}"),
     ):
-        run_wrk(server.base_url, method="GET", path=path, connections=16, seconds=1)
+        if ctx.sizes.warmup_seconds:
+            run_wrk(
+                server.base_url,
+                method="GET",
+                path=path,
+                connections=16,
+                seconds=1,
+            )
         load, cores = await measured(
             ctx,
             server,
