@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -352,6 +353,43 @@ async def test_a_stale_version_is_refused(
             f"{ORDERS}/{order['id']}/status", headers=staff_headers, json=body
         )
         assert response.status_code == 422
+
+
+async def test_an_orders_allocation_changes_only_with_the_order(
+    client: httpx.AsyncClient,
+    customer_headers: dict[str, str],
+    staff_headers: dict[str, str],
+    make_sku: SkuMaker,
+    figures: Figures,
+    db: Database,
+) -> None:
+    await make_sku("OWN", stock=5)
+    order = await _order(client, customer_headers, [("OWN", 2)])
+    async with db.transaction(write=False) as session:
+        allocation_id = (
+            await session.execute(
+                select(Order.allocation_id).where(Order.id == uuid.UUID(order["id"]))
+            )
+        ).scalar_one()
+    allocation = await client.get(
+        f"{API}/inventory/allocations/{allocation_id}", headers=staff_headers
+    )
+    assert allocation.json()["managed_by"] == "order"
+    for action in ("fulfil", "cancel"):
+        refused = await client.post(
+            f"{API}/inventory/allocations/{allocation_id}/{action}", headers=staff_headers
+        )
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "conflict"
+        assert await figures("OWN") == (5, 0, 2, 3)
+    shipped = await _set_status(client, staff_headers, order["id"], "shipped")
+    assert shipped.status_code == 200
+    assert await figures("OWN") == (3, 0, 0, 3)
+    allocation = await client.get(
+        f"{API}/inventory/allocations/{allocation_id}", headers=staff_headers
+    )
+    assert allocation.json()["status"] == "fulfilled"
+    assert await consistency_issues(client, staff_headers) == []
 
 
 async def test_concurrent_status_changes_apply_once(

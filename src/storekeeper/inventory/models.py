@@ -119,6 +119,10 @@ class Reservation(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime | None] = mapped_column()
     reference: Mapped[str | None] = mapped_column(String(128))
+    # The domain that owns an allocation's lifecycle ("order" for an order's allocation):
+    # only that owner may fulfil or cancel it, so an order's status and its stock cannot
+    # drift apart. NULL for holds and for allocations made through the inventory API.
+    managed_by: Mapped[str | None] = mapped_column(String(16))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 

@@ -103,6 +103,7 @@ def _reservation_out(view: service.ReservationView) -> ReservationOut:
         created_at=reservation.created_at,
         updated_at=reservation.updated_at,
         reference=reservation.reference,
+        managed_by=reservation.managed_by,
     )
 
 
@@ -437,7 +438,7 @@ async def get_allocation(
 @router.post(
     "/inventory/allocations/{allocation_id}/fulfil",
     response_model=ReservationOut,
-    responses=problem_responses(*AUTH, NotFound, InvalidTransition, RetryableError),
+    responses=problem_responses(*AUTH, NotFound, InvalidTransition, Conflict, RetryableError),
 )
 async def fulfil_allocation(
     allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller, settings: SettingsDep
@@ -455,7 +456,7 @@ async def fulfil_allocation(
 @router.post(
     "/inventory/allocations/{allocation_id}/cancel",
     response_model=ReservationOut,
-    responses=problem_responses(*AUTH, NotFound, InvalidTransition, RetryableError),
+    responses=problem_responses(*AUTH, NotFound, InvalidTransition, Conflict, RetryableError),
 )
 async def cancel_allocation(
     allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller, settings: SettingsDep

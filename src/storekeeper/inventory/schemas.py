@@ -175,6 +175,10 @@ class ReservationOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     reference: str | None
+    managed_by: str | None = Field(
+        description='"order" when an order owns the allocation: fulfil and cancel it by '
+        "changing the order's status; null when the inventory API may change it."
+    )
 
 
 class ConsistencyIssue(BaseModel):

@@ -268,6 +268,7 @@ async def _reserve(
     reference: str | None,
     actor_id: int | None,
     optimistic_retries: int,
+    managed_by: str | None = None,
 ) -> ReservationView:
     now = utcnow()
     reservation_id = uuid.uuid4()
@@ -282,6 +283,7 @@ async def _reserve(
             status=status.value,
             expires_at=expires_at,
             reference=reference,
+            managed_by=managed_by,
             created_by=actor_id,
             created_at=now,
             updated_at=now,
@@ -447,8 +449,11 @@ async def allocate_stock(
     reference: str | None = None,
     actor_id: int | None = None,
     optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+    managed_by: str | None = None,
 ) -> Reservation:
     """Allocate every line or none (status `allocated`), for orders and checkout.
+
+    `managed_by` names the domain that alone may fulfil or cancel the allocation later.
 
     Raises `InsufficientStock` listing every short line (by SKU code), `ValidationFailed`
     for unknown or deleted SKUs, and `IdempotencyKeyReused` when `client_token` was used
@@ -467,6 +472,7 @@ async def allocate_stock(
             reference=reference,
             actor_id=actor_id,
             optimistic_retries=optimistic_retries,
+            managed_by=managed_by,
         )
         return view.reservation
 
@@ -486,16 +492,22 @@ async def _transition(
     reason: str | None = None,
     now: datetime | None = None,
     unexpired: bool = False,
+    managed_by: str | None = None,
 ) -> Reservation | None:
     """Move a reservation from `source` to `target` and its stock with it.
 
     The conditional status update is what serialises concurrent changes of one
     reservation: only one of them matches. None when the reservation was not in `source`
-    (or, with `unexpired`, had expired)."""
+    (or, with `unexpired`, had expired, or is managed by another domain than `managed_by`)."""
     now = now or utcnow()
+    owner = (
+        Reservation.managed_by.is_(None)
+        if managed_by is None
+        else Reservation.managed_by == managed_by
+    )
     change = (
         update(Reservation)
-        .where(Reservation.id == reservation_id, Reservation.status == source.value)
+        .where(Reservation.id == reservation_id, Reservation.status == source.value, owner)
         .values(status=target.value, updated_at=now)
         .returning(Reservation)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -540,6 +552,15 @@ async def _current(session: AsyncSession, reservation_id: uuid.UUID) -> Reservat
     if reservation is None:
         raise NotFound("No such hold or allocation.")
     return reservation
+
+
+def _check_manager(reservation: Reservation, managed_by: str | None) -> None:
+    if reservation.managed_by != managed_by:
+        raise Conflict(
+            "This allocation belongs to an order: ship or cancel the order instead."
+            if reservation.managed_by == "order"
+            else f"This allocation is managed by {reservation.managed_by or 'the inventory API'}."
+        )
 
 
 def _refuse(reservation: Reservation, action: str) -> InvalidTransition:
@@ -617,6 +638,7 @@ async def fulfil_allocation(
     *,
     locking: LockingStrategy,
     actor_id: int | None = None,
+    managed_by: str | None = None,
 ) -> Reservation:
     """Ship an allocation: `on_hand` and `allocated` drop (status `fulfilled`). Fulfilling
     a fulfilled allocation returns it unchanged; from any other status: InvalidTransition."""
@@ -629,10 +651,12 @@ async def fulfil_allocation(
             kind=MovementKind.FULFIL,
             deltas_per_unit=stock.Deltas(on_hand=-1, allocated=-1),
             actor_id=actor_id,
+            managed_by=managed_by,
         )
         if fulfilled is not None:
             return fulfilled
         current = await _current(session, reservation_id)
+        _check_manager(current, managed_by)
         if current.status == ReservationStatus.FULFILLED:
             return current
         raise _refuse(current, "fulfil")
@@ -644,6 +668,7 @@ async def cancel_allocation(
     *,
     locking: LockingStrategy,
     actor_id: int | None = None,
+    managed_by: str | None = None,
 ) -> Reservation:
     """Return an allocation's stock to `available` (status `cancelled`). Cancelling a
     cancelled allocation returns it unchanged; from any other status: InvalidTransition."""
@@ -656,10 +681,12 @@ async def cancel_allocation(
             kind=MovementKind.CANCEL,
             deltas_per_unit=stock.Deltas(allocated=-1),
             actor_id=actor_id,
+            managed_by=managed_by,
         )
         if cancelled is not None:
             return cancelled
         current = await _current(session, reservation_id)
+        _check_manager(current, managed_by)
         if current.status == ReservationStatus.CANCELLED:
             return current
         raise _refuse(current, "cancel")

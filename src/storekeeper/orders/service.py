@@ -51,6 +51,8 @@ from storekeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_id_curs
 
 MAX_LINES = 100
 MAX_QUANTITY = 1_000_000
+# Marks an order's allocation so only the orders domain fulfils or cancels it.
+ALLOCATION_MANAGER = "order"
 # The largest total a BIGINT column holds; 100 lines at the price and quantity limits could
 # exceed it, and such an order is refused rather than failing in the database.
 MAX_TOTAL_CENTS = 2**63 - 1
@@ -444,6 +446,7 @@ async def _create_order(
             reference=f"order:{order_id}",
             actor_id=actor.id,
             optimistic_retries=optimistic_retries,
+            managed_by=ALLOCATION_MANAGER,
         )
     except IdempotencyKeyReused:
         raise _key_reused() from None
@@ -732,11 +735,19 @@ async def change_order_status(
         )
     if target is OrderStatus.SHIPPED:
         await inventory.fulfil_allocation(
-            session, order.allocation_id, locking=locking, actor_id=actor.id
+            session,
+            order.allocation_id,
+            locking=locking,
+            actor_id=actor.id,
+            managed_by=ALLOCATION_MANAGER,
         )
     elif target is OrderStatus.CANCELLED:
         await inventory.cancel_allocation(
-            session, order.allocation_id, locking=locking, actor_id=actor.id
+            session,
+            order.allocation_id,
+            locking=locking,
+            actor_id=actor.id,
+            managed_by=ALLOCATION_MANAGER,
         )
     changed = (
         await session.scalars(
