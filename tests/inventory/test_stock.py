@@ -6,11 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from storekeeper.config import LockingStrategy
 from storekeeper.db import Database
-from storekeeper.inventory.models import StockLevel
+from storekeeper.inventory.models import StockLevel, StockMovement
 from tests.inventory.conftest import Receiver, SkuFactory
 
 API = "/api/v1"
@@ -345,3 +346,27 @@ async def test_consistency_reports_tampered_levels(
             "actual": 3,
         },
     ]
+
+
+async def test_the_database_keeps_the_ledger_append_only(
+    db: Database, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    await make_sku("A")
+    await receive("A", 5)
+    rewrites = (
+        update(StockMovement).values(on_hand_delta=50),
+        delete(StockMovement),
+    )
+    for rewrite in rewrites:
+        with pytest.raises(DBAPIError, match="stock_movements is append-only"):
+            async with db.transaction() as session:
+                await session.execute(rewrite)
+    async with db.transaction(write=False) as session:
+        ledger = (
+            await session.execute(
+                select(func.count(), func.sum(StockMovement.on_hand_delta)).select_from(
+                    StockMovement
+                )
+            )
+        ).one()
+    assert tuple(ledger) == (1, 5)
