@@ -18,7 +18,7 @@ from storekeeper.db import Database, utcnow
 from storekeeper.inventory import cli as inventory_cli
 from storekeeper.inventory import service
 from storekeeper.inventory.consistency import check_consistency
-from storekeeper.inventory.expiry import sweep_expired_holds
+from storekeeper.inventory.expiry import expire_due_holds, sweep_expired_holds
 from storekeeper.inventory.models import Reservation, StockLevel, StockMovement
 from tests.inventory.conftest import Receiver, SkuFactory
 
@@ -105,6 +105,37 @@ async def test_two_sweepers_side_by_side_expire_each_hold_once(
         )
         report = await check_consistency(session)
     assert expired == 300
+    assert report.is_consistent
+
+
+async def test_a_hold_waits_for_a_sweeper_expiring_the_stock_it_needs(
+    db: Database, postgres_only: None, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    """A sweeper in the middle of expiring the only unit's hold must not make a new hold
+    short: the new hold's inline reclaim waits for the sweeper to commit, then claims."""
+    await make_sku("A")
+    await receive("A", 1)
+    await _hold(db, "old", [("A", 1, None)])
+    await _age_all_holds(db)
+    sweeper = Database(db.settings)
+    try:
+        async with sweeper.transaction() as session:
+            assert await expire_due_holds(session, now=utcnow(), limit=10) == 1
+            # The sweeper has not committed yet: the new hold must wait, not give up.
+            waiting = asyncio.create_task(_hold(db, "new", [("A", 1, None)]))
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+        await waiting
+    finally:
+        await sweeper.dispose()
+    async with db.transaction(write=False) as session:
+        statuses = dict(
+            (await session.execute(select(Reservation.client_token, Reservation.status))).all()
+        )
+        level = (await session.execute(select(StockLevel.on_hand, StockLevel.reserved))).one()
+        report = await check_consistency(session)
+    assert statuses == {"old": "expired", "new": "held"}
+    assert tuple(level) == (1, 1)
     assert report.is_consistent
 
 

@@ -6,7 +6,9 @@ twice), marks them `expired`, writes an `expire` movement per line, locks the to
 in (SKU, location) order and gives their `reserved` back. SQLite, whose writers are
 serialised anyway, runs the same steps as separate statements. The background sweeper runs
 it in batches every `STOREKEEPER_EXPIRY_INTERVAL_SECONDS`; holds and allocations also run it
-inline, restricted to their own SKUs, when they would otherwise be short.
+inline, restricted to their own SKUs, when they would otherwise be short. The inline run
+waits for due holds another transaction has locked instead of skipping them: a sweeper in
+the middle of expiring the very hold a request needs must not make that request short.
 """
 
 from __future__ import annotations
@@ -56,20 +58,20 @@ def _reservation_id_text() -> ColumnElement[Any]:
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 
-# One round trip per batch on PostgreSQL: claim due holds (skipping those another sweeper
-# holds), mark them expired, write one `expire` movement per line, then lock the touched
-# levels in (SKU, location) order and give their `reserved` back. `= ANY(ARRAY(...))` keeps
-# the batch's lookups on the primary-key and line indexes whatever the planner guesses about
-# the CTEs' sizes. Rows leave the `locked`
-# query sorted and each is locked as it leaves, so the lock order is the order every
-# other writer uses.
+# One round trip per batch on PostgreSQL: claim due holds (a sweeper skips those another
+# transaction holds; an inline reclaim waits for them, and the re-check after the wait drops
+# the ones that were expired meanwhile), mark them expired, write one `expire` movement per
+# line, then lock the touched levels in (SKU, location) order and give their `reserved`
+# back. `= ANY(ARRAY(...))` keeps the batch's lookups on the primary-key and line indexes
+# whatever the planner guesses about the CTEs' sizes. Rows leave the `locked` query sorted
+# and each is locked as it leaves, so the lock order is the order every other writer uses.
 _EXPIRE_ON_POSTGRES = """
 WITH claimed AS (
     SELECT r.id FROM reservations AS r
     WHERE r.status = 'held' AND r.expires_at <= :now {sku_filter}
     ORDER BY r.expires_at
     {limit}
-    FOR UPDATE OF r SKIP LOCKED
+    FOR UPDATE OF r {skip_locked}
 ),
 expired AS (
     UPDATE reservations AS r SET status = 'expired', updated_at = :now
@@ -116,7 +118,11 @@ def _expire_on_postgres(*, limited: bool, by_sku: bool) -> TextClause:
         else ""
     )
     statement = text(
-        _EXPIRE_ON_POSTGRES.format(sku_filter=sku_filter, limit="LIMIT :limit" if limited else "")
+        _EXPIRE_ON_POSTGRES.format(
+            sku_filter=sku_filter,
+            limit="LIMIT :limit" if limited else "",
+            skip_locked="" if by_sku else "SKIP LOCKED",
+        )
     )
     return statement.bindparams(bindparam("now", type_=UTCDateTime()))
 
@@ -136,7 +142,11 @@ async def expire_due_holds(
     sku_ids: Sequence[int] | None = None,
 ) -> int:
     """Expire held reservations past `expires_at` (at most `limit`; only those with a line
-    on one of `sku_ids` when given) and return their stock. Returns how many expired."""
+    on one of `sku_ids` when given) and return their stock. Returns how many expired.
+
+    With `sku_ids` (the inline reclaim of a request that came up short) due holds locked by
+    another transaction are waited for rather than skipped; without (the sweeper) they are
+    skipped, so sweepers side by side never wait on each other."""
     if is_postgres(session):
         params: dict[str, Any] = {"now": now, "reason": EXPIRY_REASON}
         if limit is not None:
@@ -160,7 +170,7 @@ async def expire_due_holds(
         )
     if limit is not None:
         due = due.order_by(reservations.c.expires_at).limit(limit)
-    due = due.with_for_update(skip_locked=True, of=reservations)
+    due = due.with_for_update(skip_locked=sku_ids is None, of=reservations)
     expired_ids = (
         (
             await session.execute(

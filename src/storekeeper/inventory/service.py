@@ -360,7 +360,11 @@ async def _claim_reclaiming_expired(
     optimistic_retries: int,
 ) -> list[stock.Written | stock.Shortage]:
     """Claim every line; lines that come up short get a second try after the expired holds
-    on their SKUs are reclaimed in this same transaction."""
+    on their SKUs are reclaimed in this same transaction.
+
+    The second try runs even when this transaction reclaimed nothing: the reclaim may have
+    waited for a sweeper that was expiring those very holds, and once it committed their
+    stock is free for this request too."""
     results = await stock.claim_all(
         session, requests, locking, optimistic_retries=optimistic_retries
     )
@@ -370,9 +374,8 @@ async def _claim_reclaiming_expired(
     reclaimed = await expire_due_holds(
         session, now=now, sku_ids=sorted({requests[i].claim.sku_id for i in short})
     )
-    if not reclaimed:
-        return results
-    HOLDS_EXPIRED.inc(reclaimed)
+    if reclaimed:
+        HOLDS_EXPIRED.inc(reclaimed)
     retried = await stock.claim_all(
         session, [requests[i] for i in short], locking, optimistic_retries=optimistic_retries
     )
