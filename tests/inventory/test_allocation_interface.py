@@ -79,7 +79,7 @@ async def test_allocate_fulfil_cancel(
     assert await _figures(db, apple) == (10, 0, 4)
 
     async with db.transaction() as session:
-        fulfilled = await service.fulfil_allocation(session, first.id, locking=locking)
+        fulfilled = await service.fulfil_allocation(session, first.id)
     assert fulfilled.status == "fulfilled"
     assert await _figures(db, apple) == (6, 0, 0)
     assert await _figures(db, pear) == (1, 0, 0)
@@ -92,7 +92,7 @@ async def test_allocate_fulfil_cancel(
             client_token="order-3",
             request_fingerprint="f4",
         )
-        cancelled = await service.cancel_allocation(session, second.id, locking=locking)
+        cancelled = await service.cancel_allocation(session, second.id)
     assert cancelled.status == "cancelled"
     assert await _figures(db, apple) == (6, 0, 0)
 

@@ -298,13 +298,9 @@ class InventoryMachine(RuleBasedStateMachine):
                     elif action == "release":
                         changed = await service.release_hold(session, reservation.id)
                     elif action == "fulfil":
-                        changed = await service.fulfil_allocation(
-                            session, reservation.id, locking=locking
-                        )
+                        changed = await service.fulfil_allocation(session, reservation.id)
                     else:
-                        changed = await service.cancel_allocation(
-                            session, reservation.id, locking=locking
-                        )
+                        changed = await service.cancel_allocation(session, reservation.id)
                     return changed.status
             except (InvalidTransition, HoldExpired) as refused:
                 return refused.code

@@ -295,16 +295,9 @@ async def list_holds(
     cursor: CursorQuery = None,
 ) -> Page[ReservationOut]:
     """Holds (converted ones included), newest first."""
-    views = await service.list_reservations(
-        session,
-        holds=True,
-        status=status.value if status else None,
-        sku_code=sku,
-        after=decode_time_id_cursor(cursor),
-        limit=limit + 1,
+    return await _reservation_page(
+        session, holds=True, status=status, sku=sku, limit=limit, cursor=cursor
     )
-    items, next_cursor = page_of(views, limit, _reservation_cursor)
-    return Page(items=[_reservation_out(view) for view in items], next_cursor=next_cursor)
 
 
 @router.get(
@@ -314,6 +307,27 @@ async def list_holds(
 )
 async def get_hold(hold_id: uuid.UUID, session: SessionDep, _user: StaffUser) -> ReservationOut:
     return _reservation_out(await service.get_reservation(session, hold_id))
+
+
+async def _reservation_page(
+    session: AsyncSession,
+    *,
+    holds: bool,
+    status: ReservationStatus | None,
+    sku: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[ReservationOut]:
+    views = await service.list_reservations(
+        session,
+        holds=holds,
+        status=status.value if status else None,
+        sku_code=sku,
+        after=decode_time_id_cursor(cursor),
+        limit=limit + 1,
+    )
+    items, next_cursor = page_of(views, limit, _reservation_cursor)
+    return Page(items=[_reservation_out(view) for view in items], next_cursor=next_cursor)
 
 
 async def _status_change(
@@ -412,16 +426,9 @@ async def list_allocations(
     cursor: CursorQuery = None,
 ) -> Page[ReservationOut]:
     """Allocations (allocated, fulfilled or cancelled), newest first."""
-    views = await service.list_reservations(
-        session,
-        holds=False,
-        status=status.value if status else None,
-        sku_code=sku,
-        after=decode_time_id_cursor(cursor),
-        limit=limit + 1,
+    return await _reservation_page(
+        session, holds=False, status=status, sku=sku, limit=limit, cursor=cursor
     )
-    items, next_cursor = page_of(views, limit, _reservation_cursor)
-    return Page(items=[_reservation_out(view) for view in items], next_cursor=next_cursor)
 
 
 @router.get(
@@ -441,14 +448,12 @@ async def get_allocation(
     responses=problem_responses(*AUTH, NotFound, InvalidTransition, Conflict, RetryableError),
 )
 async def fulfil_allocation(
-    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller, settings: SettingsDep
+    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller
 ) -> ReservationOut:
     """Allocated → fulfilled: the units leave `on_hand` and `allocated`."""
     view = await _status_change(
         db,
-        lambda session: service.fulfil_allocation(
-            session, allocation_id, locking=settings.locking, actor_id=user.id
-        ),
+        lambda session: service.fulfil_allocation(session, allocation_id, actor_id=user.id),
     )
     return _reservation_out(view)
 
@@ -459,14 +464,12 @@ async def fulfil_allocation(
     responses=problem_responses(*AUTH, NotFound, InvalidTransition, Conflict, RetryableError),
 )
 async def cancel_allocation(
-    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller, settings: SettingsDep
+    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller
 ) -> ReservationOut:
     """Allocated → cancelled: the units are available again."""
     view = await _status_change(
         db,
-        lambda session: service.cancel_allocation(
-            session, allocation_id, locking=settings.locking, actor_id=user.id
-        ),
+        lambda session: service.cancel_allocation(session, allocation_id, actor_id=user.id),
     )
     return _reservation_out(view)
 

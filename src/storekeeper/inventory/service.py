@@ -612,87 +612,105 @@ async def convert_hold(
         raise _refuse(current, "convert")
 
 
+async def _move(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    *,
+    source: ReservationStatus,
+    target: ReservationStatus,
+    kind: MovementKind,
+    deltas_per_unit: stock.Deltas,
+    action: str,
+    actor_id: int | None,
+    managed_by: str | None = None,
+) -> tuple[Reservation, bool]:
+    """`source` → `target` with its stock, or the reservation unchanged when it already is
+    in `target` (False); from any other status: InvalidTransition."""
+    moved = await _transition(
+        session,
+        reservation_id,
+        source=source,
+        target=target,
+        kind=kind,
+        deltas_per_unit=deltas_per_unit,
+        actor_id=actor_id,
+        managed_by=managed_by,
+    )
+    if moved is not None:
+        return moved, True
+    current = await _current(session, reservation_id)
+    _check_manager(current, managed_by)
+    if current.status == target:
+        return current, False
+    raise _refuse(current, action)
+
+
 async def release_hold(
     session: AsyncSession, reservation_id: uuid.UUID, *, actor_id: int | None = None
 ) -> Reservation:
     """Give a held reservation's stock back (status `released`)."""
     with _lock_conflicts_are_retryable():
-        released = await _transition(
+        released, moved = await _move(
             session,
             reservation_id,
             source=ReservationStatus.HELD,
             target=ReservationStatus.RELEASED,
             kind=MovementKind.RELEASE,
             deltas_per_unit=stock.Deltas(reserved=-1),
+            action="release",
             actor_id=actor_id,
         )
-        if released is not None:
+        if moved:
             HOLDS_RELEASED.inc()
-            return released
-        current = await _current(session, reservation_id)
-        if current.status == ReservationStatus.RELEASED:
-            return current
-        raise _refuse(current, "release")
+        return released
 
 
 async def fulfil_allocation(
     session: AsyncSession,
     reservation_id: uuid.UUID,
     *,
-    locking: LockingStrategy,
     actor_id: int | None = None,
     managed_by: str | None = None,
 ) -> Reservation:
     """Ship an allocation: `on_hand` and `allocated` drop (status `fulfilled`). Fulfilling
     a fulfilled allocation returns it unchanged; from any other status: InvalidTransition."""
     with _lock_conflicts_are_retryable():
-        fulfilled = await _transition(
+        fulfilled, _ = await _move(
             session,
             reservation_id,
             source=ReservationStatus.ALLOCATED,
             target=ReservationStatus.FULFILLED,
             kind=MovementKind.FULFIL,
             deltas_per_unit=stock.Deltas(on_hand=-1, allocated=-1),
+            action="fulfil",
             actor_id=actor_id,
             managed_by=managed_by,
         )
-        if fulfilled is not None:
-            return fulfilled
-        current = await _current(session, reservation_id)
-        _check_manager(current, managed_by)
-        if current.status == ReservationStatus.FULFILLED:
-            return current
-        raise _refuse(current, "fulfil")
+        return fulfilled
 
 
 async def cancel_allocation(
     session: AsyncSession,
     reservation_id: uuid.UUID,
     *,
-    locking: LockingStrategy,
     actor_id: int | None = None,
     managed_by: str | None = None,
 ) -> Reservation:
     """Return an allocation's stock to `available` (status `cancelled`). Cancelling a
     cancelled allocation returns it unchanged; from any other status: InvalidTransition."""
     with _lock_conflicts_are_retryable():
-        cancelled = await _transition(
+        cancelled, _ = await _move(
             session,
             reservation_id,
             source=ReservationStatus.ALLOCATED,
             target=ReservationStatus.CANCELLED,
             kind=MovementKind.CANCEL,
             deltas_per_unit=stock.Deltas(allocated=-1),
+            action="cancel",
             actor_id=actor_id,
             managed_by=managed_by,
         )
-        if cancelled is not None:
-            return cancelled
-        current = await _current(session, reservation_id)
-        _check_manager(current, managed_by)
-        if current.status == ReservationStatus.CANCELLED:
-            return current
-        raise _refuse(current, "cancel")
+        return cancelled
 
 
 # --- adjustments and locations -----------------------------------------------------------

@@ -339,7 +339,6 @@ async def change_order_status(
     body: StatusChangeIn,
     db: DatabaseDep,
     user: UnitOfWorkUser,
-    settings: SettingsDep,
 ) -> OrderOut:
     """pending → paid, pending → shipped, paid → shipped, pending → cancelled, paid →
     cancelled; shipped and cancelled are final. Shipping fulfils the order's stock,
@@ -353,7 +352,6 @@ async def change_order_status(
             status=body.status,
             version=body.version,
             actor=user,
-            locking=settings.locking,
         )
 
     return order_out(await db.run(work))

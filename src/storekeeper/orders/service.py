@@ -36,7 +36,6 @@ from storekeeper.errors import (
     IdempotencyKeyReused,
     InvalidTransition,
     NotFound,
-    RetryableError,
     ValidationFailed,
     VersionConflict,
 )
@@ -696,7 +695,6 @@ async def change_order_status(
     status: OrderStatus | str,
     version: int | None,
     actor: User,
-    locking: LockingStrategy = LockingStrategy.ATOMIC,
 ) -> OrderView:
     """Move an order along its lifecycle; shipping fulfils its allocation, cancelling
     returns the stock.
@@ -737,7 +735,6 @@ async def change_order_status(
         await inventory.fulfil_allocation(
             session,
             order.allocation_id,
-            locking=locking,
             actor_id=actor.id,
             managed_by=ALLOCATION_MANAGER,
         )
@@ -745,26 +742,18 @@ async def change_order_status(
         await inventory.cancel_allocation(
             session,
             order.allocation_id,
-            locking=locking,
             actor_id=actor.id,
             managed_by=ALLOCATION_MANAGER,
         )
+    # The order row is locked above, so its status and version are still the ones checked.
     changed = (
         await session.scalars(
             update(Order)
-            .where(
-                Order.id == order.id,
-                Order.status == current.value,
-                Order.version == order.version,
-            )
+            .where(Order.id == order.id)
             .values(status=target.value, version=Order.version + 1, updated_at=utcnow())
             .returning(Order)
             .execution_options(synchronize_session=False, populate_existing=True)
         )
-    ).one_or_none()
-    if changed is None:
-        # The row lock above makes this unreachable on PostgreSQL and SQLite alike; should a
-        # change slip in anyway, re-running the unit sees it.
-        raise RetryableError("The order changed concurrently; retry.")
+    ).one()
     count_after_commit(session, ORDER_STATUS_CHANGES.labels(status=target.value).inc)
     return await _view(session, changed)

@@ -157,7 +157,6 @@ async def change_status(
             status=raw_status,
             version=int(raw_version),
             actor=user,
-            locking=settings.locking,
         )
 
     outcome = await attempt(db, work)
