@@ -1,8 +1,9 @@
 """The service plus one route that exists only in the benchmark: the database's ceiling.
 
-`POST /bench/ceiling-update` runs, in one unit of work of the service's own `Database`
-(same engine, pool, driver and session machinery as every request), nothing but the
-conditional UPDATE a hold needs on one hot stock row. No auth, no validation, no ledger:
+`POST /bench/ceiling-update` runs, as one unit of work of the service's own `Database`
+(same engine, pool and driver as every request), nothing but the conditional UPDATE a
+hold needs on one hot stock row, the way the service's fastest writes run: one statement
+that commits as it ends (`Database.run_alone`). No auth, no validation, no ledger:
 whatever a real hold costs on top of this is the price of the service's own work.
 
 Served with `uvicorn bench.ceiling_app:app` and the same options `storekeeper serve` uses.
@@ -18,7 +19,7 @@ from storekeeper.db import DatabaseDep
 
 HOT_ROW_UPDATE = text(
     "UPDATE stock_levels SET reserved = reserved + 1 "
-    "WHERE id = :level_id AND on_hand - reserved - allocated >= 1"
+    "WHERE id = :level_id AND on_hand - reserved - allocated >= 1 RETURNING id"
 )
 
 
@@ -27,10 +28,8 @@ def create_ceiling_app() -> FastAPI:
 
     @application.post("/bench/ceiling-update/{level_id}", include_in_schema=False)
     async def ceiling_update(level_id: int, db: DatabaseDep) -> Response:
-        async with db.transaction() as session:
-            result = await session.execute(HOT_ROW_UPDATE, {"level_id": level_id})
-        updated = getattr(result, "rowcount", 0)
-        return Response(status_code=200 if updated == 1 else 409)
+        rows = await db.run_alone(HOT_ROW_UPDATE, {"level_id": level_id})
+        return Response(status_code=200 if rows else 409)
 
     return application
 

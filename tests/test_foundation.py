@@ -397,3 +397,32 @@ async def test_background_jobs_outlive_failures_and_stop_cleanly(db: Database) -
     stopped_at = len(runs)
     await asyncio.sleep(0.05)
     assert len(runs) == stopped_at
+
+
+async def test_connections_the_database_dropped_cost_one_request_then_the_pool_recovers(
+    client: httpx.AsyncClient, db: Database, postgres_only: None
+) -> None:
+    # The pool does not ping on checkout; a dropped connection fails its first statement.
+    assert db.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+    assert (await client.get("/api/v1/categories")).status_code == 200
+    killer = Database(db.settings)
+    try:
+        async with killer.transaction() as session:
+            terminated = (
+                await session.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).scalar_one()
+    finally:
+        await killer.dispose()
+    assert terminated >= 1
+    dropped = await client.get("/api/v1/categories")
+    assert dropped.status_code == 503
+    assert dropped.json()["code"] == "service_unavailable"
+    assert dropped.headers["retry-after"]
+    recovered = await client.get("/api/v1/categories")
+    assert recovered.status_code == 200
+    assert recovered.json() == {"items": [], "next_cursor": None}

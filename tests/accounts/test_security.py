@@ -30,3 +30,20 @@ def test_access_token_round_trip_and_pinned_algorithm() -> None:
     assert security.decode_access_token(settings, token) == 42
     with pytest.raises(Unauthorized):
         security.decode_access_token(settings, token + "x")
+
+
+def test_a_remembered_token_still_expires_and_other_keys_do_not_share_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(env=Environment.TEST, access_token_ttl_seconds=60, _env_file=None)  # type: ignore[call-arg]
+    token = security.create_access_token(settings, user_id=7, role="staff")
+    assert security.decode_access_token(settings, token) == 7
+    assert security.decode_access_token(settings, token) == 7
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    monkeypatch.setattr(security.time, "time", lambda: float(expires_at))
+    with pytest.raises(Unauthorized, match="expired"):
+        security.decode_access_token(settings, token)
+    monkeypatch.undo()
+    rotated = Settings(env=Environment.TEST, secret_key="another-key-" + "x" * 40, _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(Unauthorized, match="not valid"):
+        security.decode_access_token(rotated, token)

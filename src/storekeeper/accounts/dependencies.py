@@ -15,7 +15,7 @@ from fastapi.security import OAuth2PasswordBearer
 from storekeeper.accounts.models import Role, User
 from storekeeper.accounts.security import decode_access_token
 from storekeeper.config import Settings
-from storekeeper.db import DatabaseDep, SessionDep
+from storekeeper.db import Database, DatabaseDep, SessionDep
 from storekeeper.errors import Forbidden, Unauthorized
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -63,12 +63,28 @@ async def get_current_user_outside_request_session(
     """
     if not token:
         raise Unauthorized()
-    user_id = decode_access_token(get_settings(request), token)
+    return await load_caller(db, decode_access_token(get_settings(request), token))
+
+
+async def load_caller(db: Database, user_id: int) -> User:
+    """The active account `user_id`, read in a short transaction of its own."""
     async with db.transaction(write=False) as session:
         user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthorized("The account is unknown or deactivated.")
     return user
+
+
+async def get_access_token_subject(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> int:
+    """The user id in the caller's access token, whose signature, type and expiry are
+    checked; the account itself is not read. For a route that checks the account within
+    its own statement and calls `load_caller` when that statement does not succeed."""
+    if not token:
+        raise Unauthorized()
+    return decode_access_token(get_settings(request), token)
 
 
 def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
@@ -86,9 +102,17 @@ OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 # The caller, for routes that use `DatabaseDep` units of work rather than `SessionDep`.
 UnitOfWorkUser = Annotated[User, Depends(get_current_user_outside_request_session)]
+AccessTokenSubject = Annotated[int, Depends(get_access_token_subject)]
 StaffUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.STAFF))]
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def _settings_dependency(request: Request) -> Settings:
+    # A coroutine so that FastAPI calls it on the event loop, not in its thread pool.
+    return get_settings(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings_dependency)]
 
 
 def is_staff(user: User | None) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -46,10 +48,24 @@ def create_access_token(settings: Settings, *, user_id: int, role: str) -> str:
 def decode_access_token(settings: Settings, token: str) -> int:
     """The user id inside a valid access token. Only HS256 is accepted: `alg: none` and
     every other algorithm are refused."""
+    user_id, expires_at = _verified_access_token(settings.signing_key, token)
+    if expires_at <= time.time():
+        raise Unauthorized("The access token has expired.")
+    return user_id
+
+
+# Checking a token's signature and claims costs more CPU than the rest of a small request,
+# and a client sends the same token with every request until it expires. A process keeps
+# the outcome for the tokens it verified last: a pure function of the signing key and the
+# token, so nothing depends on it but speed. Expiry is checked again on every use; refused
+# tokens are not kept (the cache does not keep what raises).
+@lru_cache(maxsize=4096)
+def _verified_access_token(signing_key: str, token: str) -> tuple[int, int]:
+    """(user id, expiry as a Unix time) of a token whose signature and claims are valid."""
     try:
         claims = jwt.decode(
             token,
-            settings.signing_key,
+            signing_key,
             algorithms=[JWT_ALGORITHM],
             options={"require": ["exp", "iat", "sub", "type"]},
         )
@@ -60,6 +76,6 @@ def decode_access_token(settings: Settings, token: str) -> int:
     if claims.get("type") != ACCESS_TOKEN_TYPE:
         raise Unauthorized("The access token is not valid.")
     try:
-        return int(claims["sub"])
+        return int(claims["sub"]), int(claims["exp"])
     except (TypeError, ValueError):
         raise Unauthorized("The access token is not valid.") from None

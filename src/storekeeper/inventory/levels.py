@@ -45,12 +45,14 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
+    text,
     true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
+from sqlalchemy.sql.elements import TextClause
 
 from storekeeper.config import LockingStrategy
 from storekeeper.db import UTCDateTime
@@ -616,3 +618,108 @@ async def _claim_optimistic(
             # losses back off with jitter so racing writers spread out.
             await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
     raise RetryableError("The stock level kept changing under this request; retry it.")
+
+
+# --- a one-line hold as one statement (PostgreSQL, atomic) --------------------------------
+
+# Everything a one-line hold writes, as one statement of data-modifying CTEs: the caller's
+# right to hold, the SKU and best level, the conditional claim, the reservation, its line
+# and the ledger row. Run on its own (autocommit), PostgreSQL commits it the moment it ends,
+# so the hot row is locked for the statement and its commit only, never for a round trip
+# back to the application. Every step depends on the one before: when the caller may not
+# hold, the SKU is unknown or deleted, or no level can serve the quantity, nothing matches
+# and nothing is written. A client_token already used makes the reservation INSERT fail
+# with a unique violation, which undoes the claim with the rest of the statement.
+_HOLD_ONE_LINE = text(
+    """
+WITH caller AS (
+    SELECT users.id FROM users
+    WHERE users.id = :actor_id AND users.is_active AND users.role IN ('admin', 'staff')
+),
+target AS (
+    SELECT candidate.id
+    FROM skus
+    JOIN stock_levels AS candidate ON candidate.sku_id = skus.id
+    JOIN locations ON locations.id = candidate.location_id
+    WHERE skus.code = :sku_code
+      AND NOT skus.is_deleted
+      AND CASE WHEN CAST(:location_code AS VARCHAR) IS NULL THEN locations.is_active
+               ELSE locations.code = CAST(:location_code AS VARCHAR) END
+      AND candidate.on_hand - candidate.reserved - candidate.allocated
+          >= CAST(:quantity AS INTEGER)
+      AND EXISTS (SELECT 1 FROM caller)
+    ORDER BY locations.priority DESC, locations.id
+    LIMIT 1
+),
+claimed AS (
+    UPDATE stock_levels AS level
+    SET reserved = level.reserved + CAST(:quantity AS INTEGER),
+        version = level.version + 1,
+        updated_at = :now
+    FROM target
+    WHERE level.id = target.id
+      AND level.on_hand - level.reserved - level.allocated >= CAST(:quantity AS INTEGER)
+    RETURNING level.sku_id, level.location_id
+),
+reservation AS (
+    INSERT INTO reservations (
+        id, client_token, request_fingerprint, status, expires_at, reference,
+        managed_by, created_by, created_at, updated_at
+    )
+    SELECT :reservation_id, :client_token, :request_fingerprint, 'held', :expires_at,
+           :reference, NULL, :actor_id, :now, :now
+    FROM claimed
+    RETURNING reservations.id
+),
+movement AS (
+    INSERT INTO stock_movements (
+        sku_id, location_id, kind, on_hand_delta, reserved_delta, allocated_delta,
+        reason, reference, note, actor_id, created_at
+    )
+    SELECT claimed.sku_id, claimed.location_id, 'hold', 0, CAST(:quantity AS INTEGER), 0,
+           NULL, :movement_reference, NULL, :actor_id, :now
+    FROM claimed
+),
+line AS (
+    INSERT INTO reservation_lines (reservation_id, sku_id, location_id, quantity)
+    SELECT reservation.id, claimed.sku_id, claimed.location_id, CAST(:quantity AS INTEGER)
+    FROM reservation CROSS JOIN claimed
+)
+SELECT claimed.sku_id, claimed.location_id, locations.code
+FROM claimed JOIN locations ON locations.id = claimed.location_id
+"""
+)
+
+
+@dataclass(frozen=True)
+class OneLineHold:
+    """A one-line hold to write in one statement; the caller has validated its shape."""
+
+    reservation_id: uuid.UUID
+    client_token: str
+    request_fingerprint: str
+    sku_code: str
+    quantity: int
+    location_code: str | None
+    expires_at: datetime
+    reference: str | None
+    actor_id: int
+    now: datetime
+
+
+def hold_one_line_statement(hold: OneLineHold) -> tuple[TextClause, dict[str, Any]]:
+    """The statement that writes `hold` whole or not at all, and its parameters: one row
+    (sku id, location id, location code) when it held, none when it could not."""
+    return _HOLD_ONE_LINE, {
+        "actor_id": hold.actor_id,
+        "sku_code": hold.sku_code,
+        "location_code": hold.location_code,
+        "quantity": hold.quantity,
+        "now": hold.now,
+        "reservation_id": hold.reservation_id,
+        "client_token": hold.client_token,
+        "request_fingerprint": hold.request_fingerprint,
+        "expires_at": hold.expires_at,
+        "reference": hold.reference,
+        "movement_reference": str(hold.reservation_id),
+    }

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.catalog.models import Sku
 from storekeeper.config import LockingStrategy
-from storekeeper.db import is_retryable, utcnow
+from storekeeper.db import Database, is_retryable, utcnow
 from storekeeper.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -412,6 +412,77 @@ async def create_hold(
             actor_id=actor_id,
             optimistic_retries=optimistic_retries,
         )
+
+
+async def hold_in_one_statement(
+    db: Database,
+    item: tuple[str, int, str | None],
+    *,
+    ttl_seconds: int,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None,
+    actor_id: int,
+) -> ReservationView | None:
+    """Make a one-line hold as a single statement that commits as it ends (PostgreSQL,
+    `atomic` locking), the fast path of a flash sale: one round trip, and the hot row is
+    locked only while the database writes and commits.
+
+    None when it wrote nothing: the stock is short (perhaps only until expired holds are
+    reclaimed), the SKU or location is unknown or deleted, the caller may not hold, the
+    quantity is out of range or the client_token was used before. `create_hold` in a unit
+    of work then makes the hold or gives the answer for each of those cases.
+    """
+    code, quantity, location = item
+    if not 1 <= quantity <= MAX_QUANTITY:
+        return None
+    now = utcnow()
+    hold = stock.OneLineHold(
+        reservation_id=uuid.uuid4(),
+        client_token=client_token,
+        request_fingerprint=request_fingerprint,
+        sku_code=code.upper(),
+        quantity=quantity,
+        location_code=location.upper() if location is not None else None,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        reference=reference,
+        actor_id=actor_id,
+        now=now,
+    )
+    statement, params = stock.hold_one_line_statement(hold)
+    try:
+        rows = await db.run_alone(statement, params)
+    except DBAPIError as exc:
+        # A used client_token (unique violation) or a lost deadlock undid the whole
+        # statement; the unit-of-work path answers the replay or re-runs the hold.
+        if _sqlstate(exc) == _UNIQUE_VIOLATION or is_retryable(exc):
+            return None
+        raise
+    if not rows:
+        return None
+    HOLDS_CREATED.inc()
+    sku_id, location_id, location_code = tuple(rows[0])
+    reservation = Reservation(
+        id=hold.reservation_id,
+        client_token=client_token,
+        request_fingerprint=request_fingerprint,
+        status=ReservationStatus.HELD.value,
+        expires_at=hold.expires_at,
+        reference=reference,
+        managed_by=None,
+        created_by=actor_id,
+        created_at=now,
+        updated_at=now,
+    )
+    line = LineView(sku_id, hold.sku_code, quantity, location_id, location_code)
+    return ReservationView(reservation, [line], created=True)
+
+
+_UNIQUE_VIOLATION = "23505"
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
 async def create_allocation(
