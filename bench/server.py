@@ -32,7 +32,7 @@ class ServerSettings:
     locking: str = "atomic"
     workers: int = 2
     pool_size: int = 10
-    max_overflow: int = 5
+    max_overflow: int = 0
     expiry_interval_seconds: float = 1.0
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 

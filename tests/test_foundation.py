@@ -405,15 +405,22 @@ async def test_connections_the_database_dropped_cost_one_request_then_the_pool_r
     # The pool does not ping on checkout; a dropped connection fails its first statement.
     assert db.engine.pool._pre_ping is False  # type: ignore[attr-defined]
     assert (await client.get("/api/v1/categories")).status_code == 200
+    # The backends behind every idle connection of the application's pool (not those of
+    # the test harness, which has its own).
+    pooled = [await db.engine.connect() for _ in range(db.engine.pool.checkedin())]  # type: ignore[attr-defined]
+    pids = [(await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() for conn in pooled]
+    for conn in pooled:
+        await conn.close()
     killer = Database(db.settings)
     try:
         async with killer.transaction() as session:
             terminated = (
                 await session.execute(
                     text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                        "SELECT count(pg_terminate_backend(pid)) "
+                        "FROM unnest(CAST(:pids AS INTEGER[])) AS pid"
+                    ),
+                    {"pids": pids},
                 )
             ).scalar_one()
     finally:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from storekeeper import __version__
@@ -77,12 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings)
     register_error_handlers(app)
 
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(accounts_router)
-    api.include_router(catalog_router)
-    api.include_router(inventory_router)
-    api.include_router(orders_router)
-    app.include_router(api)
+    # Each domain's router sits directly under the app, not under one more router for the
+    # prefix: every level of inclusion is matched twice per request. The flash-sale paths
+    # (holds, checkout) come first; the domains' paths never overlap, so order is free.
+    for domain_router in (inventory_router, orders_router, catalog_router, accounts_router):
+        app.include_router(domain_router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(web_router)
 
