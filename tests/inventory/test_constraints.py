@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storekeeper.db import Database
-from storekeeper.inventory.models import StockLevel
+from storekeeper.db import Database, utcnow
+from storekeeper.inventory.models import ReservationLine, StockLevel, StockMovement
 from tests.inventory.conftest import Receiver, SkuFactory
 
 # Each write would leave (on_hand, reserved, allocated) = (10, 4, 3) in an impossible state.
@@ -43,3 +45,40 @@ async def test_check_constraints_refuse_impossible_levels(
             await session.execute(select(StockLevel).where(StockLevel.sku_id == sku_id))
         ).scalar_one()
         assert (level.on_hand, level.reserved, level.allocated) == (10, 4, 3)
+
+
+async def test_ledger_rows_and_reservation_lines_need_their_stock_level(
+    db: Database, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    stocked = await make_sku("STOCKED")
+    unstocked = await make_sku("UNSTOCKED")
+    await receive("STOCKED", 1)
+    async with db.transaction(write=False) as session:
+        location_id = (
+            await session.execute(
+                select(StockLevel.location_id).where(StockLevel.sku_id == stocked)
+            )
+        ).scalar_one()
+    movement = {
+        "location_id": location_id,
+        "kind": "adjust",
+        "on_hand_delta": 1,
+        "reserved_delta": 0,
+        "allocated_delta": 0,
+        "created_at": utcnow(),
+    }
+    async with db.transaction() as session:
+        await session.execute(insert(StockMovement).values(sku_id=stocked, **movement))
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as session:
+            await session.execute(insert(StockMovement).values(sku_id=unstocked, **movement))
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as session:
+            await session.execute(
+                insert(ReservationLine).values(
+                    reservation_id=uuid.uuid4(),
+                    sku_id=unstocked,
+                    location_id=location_id,
+                    quantity=1,
+                )
+            )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     String,
     UniqueConstraint,
@@ -80,11 +81,19 @@ class StockMovement(Base):
     """Append-only: one row per change to one level, written in the same transaction."""
 
     __tablename__ = "stock_movements"
-    __table_args__ = (Index("ix_stock_movements_sku_id_id", "sku_id", "id"),)
+    __table_args__ = (
+        Index("ix_stock_movements_sku_id_id", "sku_id", "id"),
+        # A movement is about one level (which references its SKU and location): checked
+        # against the level row the same statement locked, not against the shared SKU and
+        # location rows every concurrent hold would lock.
+        ForeignKeyConstraint(
+            ["sku_id", "location_id"], ["stock_levels.sku_id", "stock_levels.location_id"]
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
-    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    sku_id: Mapped[int] = mapped_column()
+    location_id: Mapped[int] = mapped_column()
     kind: Mapped[str] = mapped_column(String(16))
     on_hand_delta: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -132,12 +141,15 @@ class ReservationLine(Base):
         UniqueConstraint("reservation_id", "sku_id"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         Index("ix_reservation_lines_sku_id_location_id", "sku_id", "location_id"),
+        ForeignKeyConstraint(
+            ["sku_id", "location_id"], ["stock_levels.sku_id", "stock_levels.location_id"]
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     reservation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("reservations.id", ondelete="CASCADE")
     )
-    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
-    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    sku_id: Mapped[int] = mapped_column()
+    location_id: Mapped[int] = mapped_column()
     quantity: Mapped[int] = mapped_column()
