@@ -32,7 +32,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from storekeeper.config import Settings
-from storekeeper.errors import RetryableError
+from storekeeper.errors import RetryableError, sqlstate_of
 
 T = TypeVar("T")
 
@@ -162,8 +162,7 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryableError):
         return True
     if isinstance(exc, DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return sqlstate in _RETRYABLE_SQLSTATES
+        return sqlstate_of(exc) in _RETRYABLE_SQLSTATES
     return False
 
 

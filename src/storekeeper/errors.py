@@ -189,6 +189,13 @@ class ServiceUnavailable(StorekeeperError):
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
 
 
+def sqlstate_of(exc: DBAPIError) -> str | None:
+    """The SQLSTATE code of a driver error (asyncpg names it `sqlstate`, psycopg `pgcode`);
+    None on SQLite, whose errors carry none."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True when the error says the database is out of reach or full, not that work failed."""
     if isinstance(exc, PoolTimeoutError | ConnectionError):
@@ -196,12 +203,11 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        orig = exc.orig
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+        sqlstate = sqlstate_of(exc)
+        if sqlstate is not None and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
             return True
         # SQLite: a writer held the lock past the busy timeout.
-        return "database is locked" in str(orig)
+        return "database is locked" in str(exc.orig)
     return False
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Generic, TypeVar
 import orjson
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import QueryableAttribute
 
 from storekeeper.errors import ValidationFailed
 
@@ -91,6 +93,20 @@ def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | No
     except (ValueError, OverflowError):
         raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
     return created_at, row_id
+
+
+def newest_first(
+    query: Select[T],
+    created_at: QueryableAttribute[datetime],
+    row_id: QueryableAttribute[uuid.UUID],
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Select[T]:
+    """`query` ordered newest first by (time, id), starting after the key of a
+    `decode_time_id_cursor` cursor when there is one."""
+    if after is not None:
+        time, key = after
+        query = query.where(or_(created_at < time, and_(created_at == time, row_id < key)))
+    return query.order_by(created_at.desc(), row_id.desc())
 
 
 def page_of(rows: Sequence[T], limit: int, key: Any) -> tuple[list[T], str | None]:

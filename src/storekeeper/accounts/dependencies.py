@@ -50,20 +50,16 @@ async def get_current_user(
     return user
 
 
-async def get_current_user_outside_request_session(
+async def get_access_token_subject(
     request: Request,
-    db: DatabaseDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User:
-    """The caller, read in a short transaction of its own.
-
-    For routes that run their work as whole units through `Database.run` (re-run on a
-    retryable conflict) instead of the request's session: holding that session open would
-    keep, on SQLite, the write lock those units need.
-    """
+) -> int:
+    """The user id in the caller's access token, whose signature, type and expiry are
+    checked; the account itself is not read here (`load_caller` reads it, or a route's own
+    statement checks it, as the one-statement hold does)."""
     if not token:
         raise Unauthorized()
-    return await load_caller(db, decode_access_token(get_settings(request), token))
+    return decode_access_token(get_settings(request), token)
 
 
 async def load_caller(db: Database, user_id: int) -> User:
@@ -75,16 +71,16 @@ async def load_caller(db: Database, user_id: int) -> User:
     return user
 
 
-async def get_access_token_subject(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> int:
-    """The user id in the caller's access token, whose signature, type and expiry are
-    checked; the account itself is not read. For a route that checks the account within
-    its own statement and calls `load_caller` when that statement does not succeed."""
-    if not token:
-        raise Unauthorized()
-    return decode_access_token(get_settings(request), token)
+async def get_current_user_outside_request_session(
+    db: DatabaseDep, user_id: Annotated[int, Depends(get_access_token_subject)]
+) -> User:
+    """The caller, read in a short transaction of its own.
+
+    For routes that run their work as whole units through `Database.run` (re-run on a
+    retryable conflict) instead of the request's session: holding that session open would
+    keep, on SQLite, the write lock those units need.
+    """
+    return await load_caller(db, user_id)
 
 
 def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:

@@ -22,7 +22,6 @@ from storekeeper.accounts.dependencies import (
     load_caller,
 )
 from storekeeper.accounts.models import User
-from storekeeper.config import LockingStrategy
 from storekeeper.db import Database, DatabaseDep, SessionDep
 from storekeeper.errors import (
     Conflict,
@@ -264,19 +263,19 @@ async def create_hold(
     request_fingerprint = _request_fingerprint(
         "hold", body.items, ttl_seconds=ttl_seconds, reference=body.reference
     )
-    if len(items) == 1 and settings.locking is LockingStrategy.ATOMIC and not db.is_sqlite:
-        # The caller's account and role are checked inside the statement.
-        held = await service.hold_in_one_statement(
-            db,
-            items[0],
-            ttl_seconds=ttl_seconds,
-            client_token=body.client_token,
-            request_fingerprint=request_fingerprint,
-            reference=body.reference,
-            actor_id=caller_id,
-        )
-        if held is not None:
-            return _reservation_out(held)
+    # The caller's account and role are checked inside the statement.
+    held = await service.hold_in_one_statement(
+        db,
+        items,
+        locking=settings.locking,
+        ttl_seconds=ttl_seconds,
+        client_token=body.client_token,
+        request_fingerprint=request_fingerprint,
+        reference=body.reference,
+        actor_id=caller_id,
+    )
+    if held is not None:
+        return _reservation_out(held)
     user = await _staff_caller(await load_caller(db, caller_id))
 
     async def work(session: AsyncSession) -> service.ReservationView:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from storekeeper.errors import (
     NotFound,
     RetryableError,
     ValidationFailed,
+    sqlstate_of,
 )
 from storekeeper.inventory import levels as stock
 from storekeeper.inventory.expiry import expire_due_holds
@@ -49,6 +50,7 @@ from storekeeper.inventory.models import (
     ReservationLine,
     ReservationStatus,
 )
+from storekeeper.pagination import newest_first
 
 MAX_LINES = 100
 MAX_QUANTITY = 1_000_000
@@ -416,8 +418,9 @@ async def create_hold(
 
 async def hold_in_one_statement(
     db: Database,
-    item: tuple[str, int, str | None],
+    items: Sequence[tuple[str, int, str | None]],
     *,
+    locking: LockingStrategy,
     ttl_seconds: int,
     client_token: str,
     request_fingerprint: str,
@@ -428,12 +431,15 @@ async def hold_in_one_statement(
     `atomic` locking), the fast path of a flash sale: one round trip, and the hot row is
     locked only while the database writes and commits.
 
-    None when it wrote nothing: the stock is short (perhaps only until expired holds are
-    reclaimed), the SKU or location is unknown or deleted, the caller may not hold, the
-    quantity is out of range or the client_token was used before. `create_hold` in a unit
-    of work then makes the hold or gives the answer for each of those cases.
+    None when it wrote nothing: the request has several lines, the strategy is not
+    `atomic` or the database is SQLite; the stock is short (perhaps only until expired
+    holds are reclaimed), the SKU or location is unknown or deleted, the caller may not
+    hold, the quantity is out of range or the client_token was used before. `create_hold`
+    in a unit of work then makes the hold or gives the answer for each of those cases.
     """
-    code, quantity, location = item
+    if len(items) != 1 or locking is not LockingStrategy.ATOMIC or db.is_sqlite:
+        return None
+    ((code, quantity, location),) = items
     if not 1 <= quantity <= MAX_QUANTITY:
         return None
     now = utcnow()
@@ -455,7 +461,7 @@ async def hold_in_one_statement(
     except DBAPIError as exc:
         # A used client_token (unique violation) or a lost deadlock undid the whole
         # statement; the unit-of-work path answers the replay or re-runs the hold.
-        if _sqlstate(exc) == _UNIQUE_VIOLATION or is_retryable(exc):
+        if sqlstate_of(exc) == _UNIQUE_VIOLATION or is_retryable(exc):
             return None
         raise
     if not rows:
@@ -479,10 +485,6 @@ async def hold_in_one_statement(
 
 
 _UNIQUE_VIOLATION = "23505"
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
 async def create_allocation(
@@ -1086,13 +1088,5 @@ async def list_reservations(
             )
             .exists()
         )
-    if after is not None:
-        created_at, reservation_id = after
-        query = query.where(
-            or_(
-                Reservation.created_at < created_at,
-                and_(Reservation.created_at == created_at, Reservation.id < reservation_id),
-            )
-        )
-    query = query.order_by(Reservation.created_at.desc(), Reservation.id.desc()).limit(limit)
+    query = newest_first(query, Reservation.created_at, Reservation.id, after).limit(limit)
     return await views_of(session, list((await session.scalars(query)).all()))

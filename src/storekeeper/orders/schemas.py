@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from storekeeper.catalog.schemas import MAX_ID
-from storekeeper.inventory.schemas import Code, Quantity
+from storekeeper.inventory.schemas import Code, Input, Quantity
 from storekeeper.orders.models import OrderStatus
 
 MAX_ORDER_LINES = 100
@@ -17,10 +17,6 @@ MAX_ORDER_LINES = 100
 # Integer ids and versions are 32-bit columns: a larger number is refused as input (422)
 # rather than reaching the database.
 Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CartItemIn(Input):

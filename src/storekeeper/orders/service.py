@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, or_, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.accounts import service as accounts
@@ -43,13 +43,22 @@ from storekeeper.idempotency import fingerprint
 from storekeeper.inventory import service as inventory
 from storekeeper.inventory.levels import dialect_insert
 from storekeeper.inventory.queries import available_by_sku
-from storekeeper.inventory.service import DEFAULT_OPTIMISTIC_RETRIES, StockLine
+from storekeeper.inventory.service import (
+    DEFAULT_OPTIMISTIC_RETRIES,
+    MAX_LINES,
+    MAX_QUANTITY,
+    StockLine,
+)
 from storekeeper.orders.metrics import ORDER_STATUS_CHANGES, ORDERS_CREATED, count_after_commit
 from storekeeper.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
-from storekeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_id_cursor, page_of
+from storekeeper.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    decode_time_id_cursor,
+    newest_first,
+    page_of,
+)
 
-MAX_LINES = 100
-MAX_QUANTITY = 1_000_000
 # Marks an order's allocation so only the orders domain fulfils or cancels it.
 ALLOCATION_MANAGER = "order"
 # The largest total a BIGINT column holds; 100 lines at the price and quantity limits could
@@ -670,15 +679,7 @@ async def list_orders(
         query = query.where(Order.user_id == user_id)
     if status is not None:
         query = query.where(Order.status == OrderStatus(status).value)
-    if after is not None:
-        created_at, order_id = after
-        query = query.where(
-            or_(
-                Order.created_at < created_at,
-                and_(Order.created_at == created_at, Order.id < order_id),
-            )
-        )
-    query = query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)
+    query = newest_first(query, Order.created_at, Order.id, after).limit(limit + 1)
     orders = list((await session.scalars(query)).all())
     page, next_cursor = page_of(orders, limit, _order_cursor)
     lines = await _lines_of(session, [order.id for order in page])

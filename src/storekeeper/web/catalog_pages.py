@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from storekeeper.catalog import service as catalog
 from storekeeper.catalog.models import Category
-from storekeeper.catalog.schemas import MAX_ID, CategoryCreate, CategoryUpdate
+from storekeeper.catalog.schemas import CategoryCreate, CategoryUpdate, IdPath
 from storekeeper.db import DatabaseDep
 from storekeeper.errors import StorekeeperError, ValidationFailed, VersionConflict
 from storekeeper.web.dependencies import StaffForm, StaffUser
@@ -38,7 +38,6 @@ router = APIRouter(prefix="/catalog", route_class=WebRoute)
 CATEGORIES_PATH = "/admin/catalog/categories"
 # Refusals of a delete or restore are shown next to the category, not in its edit form.
 NODE_ERROR = "node"
-CategoryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 async def all_categories(session: AsyncSession, *, include_deleted: bool) -> list[Category]:
@@ -167,7 +166,7 @@ async def create_category(request: Request, db: DatabaseDep, form: StaffForm) ->
 
 @router.post("/categories/{category_id}")
 async def update_category(
-    request: Request, category_id: CategoryId, db: DatabaseDep, form: StaffForm
+    request: Request, category_id: IdPath, db: DatabaseDep, form: StaffForm
 ) -> Response:
     values = {
         "name": text(form, "name"),
@@ -190,7 +189,7 @@ async def update_category(
 
 @router.post("/categories/{category_id}/delete")
 async def delete_category(
-    request: Request, category_id: CategoryId, db: DatabaseDep, _form: StaffForm
+    request: Request, category_id: IdPath, db: DatabaseDep, _form: StaffForm
 ) -> Response:
     async def work(session: AsyncSession) -> None:
         await catalog.delete_category(session, category_id)
@@ -208,7 +207,7 @@ async def delete_category(
 
 @router.post("/categories/{category_id}/restore")
 async def restore_category(
-    request: Request, category_id: CategoryId, db: DatabaseDep, _form: StaffForm
+    request: Request, category_id: IdPath, db: DatabaseDep, _form: StaffForm
 ) -> Response:
     async def work(session: AsyncSession) -> None:
         await catalog.restore_category(session, category_id)

@@ -47,14 +47,14 @@ def _message(msg: str) -> str:
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
-def field_errors(errors: list[dict[str, Any]], prefix: str = "") -> dict[str, str]:
+def field_errors(errors: list[dict[str, Any]]) -> dict[str, str]:
     """The first message per field of pydantic-style errors (`loc` lists); the API's
     `body`/`query` prefix is dropped, and errors of nested items keep their index
     (`skus.1.code`)."""
     messages: dict[str, str] = {}
     for error in errors:
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
-        field = prefix + ".".join(loc) if loc else FORM_ERROR
+        field = ".".join(loc) if loc else FORM_ERROR
         messages.setdefault(field, _message(str(error.get("msg", "is not valid"))))
     return messages
 
@@ -83,7 +83,7 @@ def integer(form: FormData, name: str, label: str, *, required: bool = True) -> 
     return int(raw)
 
 
-def money_cents(form: FormData, name: str, label: str) -> int | None:
+def money_cents(form: FormData, name: str, label: str) -> int:
     """A price typed as `19.99` (or `19`) in cents, exactly: no floating point."""
     raw = text(form, name).replace(",", "")
     if not raw:

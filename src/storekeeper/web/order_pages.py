@@ -22,8 +22,9 @@ from storekeeper.db import Database, DatabaseDep
 from storekeeper.errors import ValidationFailed
 from storekeeper.orders import service as orders
 from storekeeper.orders.models import OrderStatus
+from storekeeper.pagination import CursorQuery
 from storekeeper.web.dependencies import StaffForm, StaffUser
-from storekeeper.web.forms import FORM_ERROR, FormInvalid, Refusal, attempt, field_errors, text
+from storekeeper.web.forms import FORM_ERROR, FormInvalid, Refusal, attempt, refusal_errors, text
 from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import set_flash
 from storekeeper.web.templating import render, settings_of
@@ -57,7 +58,7 @@ async def orders_page(
     db: DatabaseDep,
     status: Annotated[str | None, Query(max_length=16)] = None,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: CursorQuery = None,
 ) -> Response:
     wanted = OrderStatus(status) if status in STATUSES else None
     errors: dict[str, str] = {}
@@ -78,7 +79,7 @@ async def orders_page(
                     cursor=cursor,
                 )
             except ValidationFailed as refused:
-                errors = field_errors(refused.extra.get("errors", []))
+                errors = refusal_errors(refused)
             else:
                 views, next_cursor = page.items, page.next_cursor
         ids = {view.order.user_id for view in views} | ({user_id} if user_id else set())
@@ -114,7 +115,7 @@ async def _order_page(
         view = await orders.get_order(session, order_id, viewer=user)
         people = await _customers(session, {view.order.user_id, view.order.created_by})
     actions = [
-        (target.value, *ACTIONS[target]) for target in orders.allowed_transitions(view.status)
+        (target.value, ACTIONS[target][0]) for target in orders.allowed_transitions(view.status)
     ]
     return render(
         request,

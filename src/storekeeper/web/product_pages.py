@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -21,9 +21,10 @@ from storekeeper.catalog import service as catalog
 from storekeeper.catalog.models import Product, Sku
 from storekeeper.catalog.schemas import (
     MAX_ID,
-    SKU_CODE_PATTERN,
+    IdPath,
     ProductCreate,
     ProductUpdate,
+    SkuCodePath,
     SkuCreate,
     SkuUpdate,
     storable_text,
@@ -31,6 +32,7 @@ from storekeeper.catalog.schemas import (
 from storekeeper.db import Database, DatabaseDep
 from storekeeper.errors import Conflict, ValidationFailed, VersionConflict
 from storekeeper.inventory.queries import available_by_sku
+from storekeeper.pagination import CursorQuery
 from storekeeper.web.catalog_pages import CategoryChoice, all_categories, category_choices
 from storekeeper.web.dependencies import StaffForm, StaffUser
 from storekeeper.web.forms import (
@@ -39,10 +41,10 @@ from storekeeper.web.forms import (
     amount_text,
     attempt,
     build,
-    field_errors,
     json_object,
     money_cents,
     optional_text,
+    refusal_errors,
     text,
 )
 from storekeeper.web.routing import WebRoute, see_other
@@ -59,10 +61,6 @@ PAGE_SIZE = 25
 NEW_SKU_ROWS = 2
 MAX_SKU_ROWS = 100
 CODE_TAKEN = "This code is already in use (deleted SKUs keep theirs)."
-
-ProductId = Annotated[int, Path(ge=1, le=MAX_ID)]
-SkuCode = Annotated[str, Path(pattern=SKU_CODE_PATTERN)]
-Cursor = Annotated[str | None, Query(max_length=512)]
 
 
 def _done(path: str, request: Request, message: str) -> Response:
@@ -104,7 +102,7 @@ async def products_page(
     db: DatabaseDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     category_id: Annotated[str | None, Query(max_length=12)] = None,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ) -> Response:
     search = (q or "").strip()
     chosen = _category_id(category_id or "")
@@ -126,7 +124,7 @@ async def products_page(
                     session, filters, include_deleted=False, limit=PAGE_SIZE, cursor=cursor
                 )
             except ValidationFailed as refused:
-                errors = field_errors(refused.extra.get("errors", []))
+                errors = refusal_errors(refused)
             else:
                 next_cursor = page.next_cursor
                 products: list[Product] = page.rows
@@ -352,7 +350,7 @@ async def _product_page(
 
 @router.get("/products/{product_id}")
 async def product_page(
-    request: Request, product_id: ProductId, _user: StaffUser, db: DatabaseDep
+    request: Request, product_id: IdPath, _user: StaffUser, db: DatabaseDep
 ) -> Response:
     return await _product_page(request, db, product_id)
 
@@ -400,14 +398,14 @@ async def _edit_product_page(
 
 @router.get("/products/{product_id}/edit")
 async def edit_product_page(
-    request: Request, product_id: ProductId, _user: StaffUser, db: DatabaseDep
+    request: Request, product_id: IdPath, _user: StaffUser, db: DatabaseDep
 ) -> Response:
     return await _edit_product_page(request, db, product_id)
 
 
 @router.post("/products/{product_id}")
 async def update_product(
-    request: Request, product_id: ProductId, db: DatabaseDep, form: StaffForm
+    request: Request, product_id: IdPath, db: DatabaseDep, form: StaffForm
 ) -> Response:
     typed = _product_values(form)
 
@@ -452,7 +450,7 @@ async def update_product(
 
 @router.post("/products/{product_id}/delete")
 async def delete_product(
-    request: Request, product_id: ProductId, db: DatabaseDep, _form: StaffForm
+    request: Request, product_id: IdPath, db: DatabaseDep, _form: StaffForm
 ) -> Response:
     async def work(session: AsyncSession) -> None:
         await catalog.delete_product(session, product_id)
@@ -470,7 +468,7 @@ async def delete_product(
 
 @router.post("/products/{product_id}/skus")
 async def add_sku(
-    request: Request, product_id: ProductId, db: DatabaseDep, form: StaffForm
+    request: Request, product_id: IdPath, db: DatabaseDep, form: StaffForm
 ) -> Response:
     values = {name: text(form, name) for name in ("code", "price", "currency")}
     default_currency = settings_of(request).default_currency
@@ -548,13 +546,15 @@ async def _edit_sku_page(
 
 @router.get("/skus/{code}/edit")
 async def edit_sku_page(
-    request: Request, code: SkuCode, _user: StaffUser, db: DatabaseDep
+    request: Request, code: SkuCodePath, _user: StaffUser, db: DatabaseDep
 ) -> Response:
     return await _edit_sku_page(request, db, code)
 
 
 @router.post("/skus/{code}")
-async def update_sku(request: Request, code: SkuCode, db: DatabaseDep, form: StaffForm) -> Response:
+async def update_sku(
+    request: Request, code: SkuCodePath, db: DatabaseDep, form: StaffForm
+) -> Response:
     typed = {"price": text(form, "price"), "attributes": text(form, "attributes")}
 
     async def work(session: AsyncSession) -> Sku:
@@ -597,7 +597,7 @@ async def update_sku(request: Request, code: SkuCode, db: DatabaseDep, form: Sta
 
 @router.post("/skus/{code}/delete")
 async def delete_sku(
-    request: Request, code: SkuCode, db: DatabaseDep, _form: StaffForm
+    request: Request, code: SkuCodePath, db: DatabaseDep, _form: StaffForm
 ) -> Response:
     async def work(session: AsyncSession) -> Sku:
         sku = await catalog.get_sku(session, code)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from storekeeper.catalog.schemas import SkuCodePath
 from storekeeper.db import DatabaseDep, utcnow
 from storekeeper.errors import StorekeeperError, ValidationFailed
 from storekeeper.inventory import service as inventory
@@ -23,6 +24,7 @@ from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
 from storekeeper.pagination import (
     INT64_MAX,
+    CursorQuery,
     decode_id_cursor,
     decode_time_id_cursor,
     encode_cursor,
@@ -55,16 +57,13 @@ HOLD_STATUSES = [
     ReservationStatus.EXPIRED.value,
 ]
 
-SkuCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-Cursor = Annotated[str | None, Query(max_length=512)]
-
 
 @router.get("/stock")
 async def stock_list(
     request: Request,
     _user: StaffUser,
     db: DatabaseDep,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
     sku: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     if sku:
@@ -131,14 +130,18 @@ async def _sku_page(
 
 @router.get("/stock/{code}")
 async def sku_stock_page(
-    request: Request, code: SkuCode, _user: StaffUser, db: DatabaseDep, cursor: Cursor = None
+    request: Request,
+    code: SkuCodePath,
+    _user: StaffUser,
+    db: DatabaseDep,
+    cursor: CursorQuery = None,
 ) -> Response:
     return await _sku_page(request, db, code, before=decode_id_cursor(cursor, INT64_MAX))
 
 
 @router.post("/stock/{code}/adjustments")
 async def adjust(
-    request: Request, code: SkuCode, user: StaffUser, db: DatabaseDep, form: StaffForm
+    request: Request, code: SkuCodePath, user: StaffUser, db: DatabaseDep, form: StaffForm
 ) -> Response:
     settings = settings_of(request)
     values = {
@@ -190,7 +193,7 @@ async def holds_page(
     _user: StaffUser,
     db: DatabaseDep,
     status: Annotated[str | None, Query(max_length=16)] = ReservationStatus.HELD.value,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
 ) -> Response:
     wanted = status if status in HOLD_STATUSES else None
     async with db.transaction(write=False) as session:
