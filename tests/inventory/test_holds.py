@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -374,3 +374,31 @@ async def test_malformed_reservation_cursors_are_refused(
             response = await client.get(path, params={"cursor": cursor}, headers=staff_headers)
             assert response.status_code == 422, (path, cursor)
             assert response.json()["code"] == "validation_error"
+
+
+async def test_a_hold_expires_its_ttl_after_creation_900_seconds_by_default(
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    make_sku: SkuFactory,
+    receive: Receiver,
+    locking: LockingStrategy,
+) -> None:
+    await make_sku("A")
+    await receive("A", 10)
+    for token, ttl, expected in (
+        ("default", None, 900),
+        ("shortest", 1, 1),
+        ("sixty", 60, 60),
+        ("longest", 86_400, 86_400),
+    ):
+        body: dict[str, Any] = {"client_token": token, "items": [{"sku": "A", "quantity": 1}]}
+        if ttl is not None:
+            body["ttl_seconds"] = ttl
+        response = await client.post(HOLDS, headers=staff_headers, json=body)
+        assert response.status_code == 201, token
+        hold = response.json()
+        lifetime = datetime.fromisoformat(hold["expires_at"]) - datetime.fromisoformat(
+            hold["created_at"]
+        )
+        # Both times are taken while the request runs, a moment apart at most.
+        assert abs(lifetime - timedelta(seconds=expected)) < timedelta(seconds=1), token

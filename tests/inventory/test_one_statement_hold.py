@@ -161,19 +161,26 @@ async def test_concurrent_one_line_holds_never_oversell_and_duplicates_make_one_
     settings.locking = LockingStrategy.ATOMIC
     sku_id = await make_sku("RUSH")
     await receive("RUSH", 5)
+    plenty_id = await make_sku("PLENTY")
+    await receive("PLENTY", 100)
 
-    async def attempt(token: str) -> int:
-        body = {"client_token": token, "items": [{"sku": "RUSH", "quantity": 1}]}
-        return (await client.post(HOLDS, headers=staff_headers, json=body)).status_code
+    async def attempt(token: str, sku: str) -> tuple[int, str | None]:
+        body = {"client_token": token, "items": [{"sku": sku, "quantity": 1}]}
+        response = await client.post(HOLDS, headers=staff_headers, json=body)
+        return response.status_code, response.json().get("id")
 
-    # 24 different tokens race for 5 units; 6 requests share one token.
-    statuses = await asyncio.gather(
-        *(attempt(f"rush-{n}") for n in range(24)), *(attempt("same") for _ in range(6))
+    # 24 different tokens race for 5 units while 6 requests with one token race each other
+    # on a SKU with stock to spare.
+    rush, same = await asyncio.gather(
+        asyncio.gather(*(attempt(f"rush-{n}", "RUSH") for n in range(24))),
+        asyncio.gather(*(attempt("same", "PLENTY") for _ in range(6))),
     )
-    created = statuses.count(201)
-    assert statuses.count(200) + created + statuses.count(409) == 30
-    assert created == 5
+    rush_statuses = [status for status, _ in rush]
+    assert (rush_statuses.count(201), rush_statuses.count(409)) == (5, 19)
+    assert sorted(status for status, _ in same) == [200, 200, 200, 200, 200, 201]
+    assert len({hold_id for _, hold_id in same}) == 1
     assert await _level(db, sku_id) == (5, 5, 0)
-    assert await _holds_and_hold_movements(db) == (5, 5)
+    assert await _level(db, plenty_id) == (100, 1, 0)
+    assert await _holds_and_hold_movements(db) == (6, 6)
     report = (await client.get("/api/v1/inventory/consistency", headers=staff_headers)).json()
     assert report["is_consistent"] is True

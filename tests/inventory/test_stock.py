@@ -370,3 +370,44 @@ async def test_the_database_keeps_the_ledger_append_only(
             )
         ).one()
     assert tuple(ledger) == (1, 5)
+
+
+async def test_consistency_reports_tampered_allocations(
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    db: Database,
+    make_sku: SkuFactory,
+    receive: Receiver,
+) -> None:
+    await make_sku("A")
+    await receive("A", 5)
+    allocated = await client.post(
+        f"{API}/inventory/allocations",
+        headers=staff_headers,
+        json={"client_token": "t", "items": [{"sku": "A", "quantity": 2}]},
+    )
+    assert allocated.status_code == 201
+    assert (await client.get(f"{API}/inventory/consistency", headers=staff_headers)).json()[
+        "is_consistent"
+    ] is True
+
+    async with db.transaction() as session:
+        await session.execute(update(StockLevel).values(allocated=3))
+    report = (await client.get(f"{API}/inventory/consistency", headers=staff_headers)).json()
+    assert report["is_consistent"] is False
+    assert report["issues"] == [
+        {
+            "sku": "A",
+            "location": "MAIN",
+            "check": "allocated_matches_allocations",
+            "expected": 2,
+            "actual": 3,
+        },
+        {
+            "sku": "A",
+            "location": "MAIN",
+            "check": "allocated_matches_ledger",
+            "expected": 2,
+            "actual": 3,
+        },
+    ]

@@ -327,3 +327,29 @@ async def test_concurrent_checkouts_without_a_key_order_the_cart_once(
     assert sorted(r.status_code for r in responses) == [201, 422, 422, 422]
     assert await figures("ONCE") == (10, 0, 2, 8)
     assert await _row_counts(db) == (1, 1)
+
+
+async def test_checkout_charges_the_price_at_checkout_not_when_the_item_was_added(
+    client: httpx.AsyncClient,
+    customer_headers: dict[str, str],
+    staff_headers: dict[str, str],
+    make_sku: SkuMaker,
+) -> None:
+    await make_sku("TEA", price_cents=450, stock=5)
+    added = await add_to_cart(client, customer_headers, "TEA", 2)
+    assert added["total_cents"] == 900
+    repriced = await client.patch(
+        f"{API}/skus/TEA", headers=staff_headers, json={"price_cents": 500}
+    )
+    assert repriced.status_code == 200
+    cart = (await client.get(CART, headers=customer_headers)).json()
+    assert [(item["unit_price_cents"], item["line_total_cents"]) for item in cart["items"]] == [
+        (500, 1000)
+    ]
+    assert cart["total_cents"] == 1000
+
+    placed = await client.post(CHECKOUT, headers=customer_headers, json={})
+    assert placed.status_code == 201
+    order = placed.json()
+    assert [(line["unit_price_cents"], line["quantity"]) for line in order["items"]] == [(500, 2)]
+    assert order["total_cents"] == 1000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from sqlalchemy import update
 
@@ -146,7 +148,10 @@ async def test_stock_page_cursors_out_of_the_id_range_are_refused(
         ("/admin/stock", encode_cursor([2**40])),
         ("/admin/stock", encode_cursor(["1"])),
         ("/admin/stock/HAM-1", encode_cursor([2**63])),
-        ("/admin/holds", encode_cursor(["0001-01-01T00:00:00+14:00", "not-a-uuid"])),
+        # A time with no UTC form, a naive time, an id that is no UUID: each alone.
+        ("/admin/holds", encode_cursor(["0001-01-01T00:00:00+14:00", str(uuid.uuid4())])),
+        ("/admin/holds", encode_cursor(["2026-01-01T00:00:00", str(uuid.uuid4())])),
+        ("/admin/holds", encode_cursor(["2026-01-01T00:00:00+00:00", "not-a-uuid"])),
     ):
         response = await client.get(path, params={"cursor": cursor})
         assert response.status_code == 422, (path, cursor)
