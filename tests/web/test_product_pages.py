@@ -120,6 +120,9 @@ async def test_create_a_product_with_two_skus_then_edit_them(
     assert '<td class="num" data-label="Price" data-price="SLEDGE-L">1,250.50 EUR</td>' in page
     assert '<td class="num" data-label="Available" data-available="SLEDGE-S">0</td>' in page
     assert "<dt>brand</dt><dd>Acme</dd>" in page
+    # In the list, prices in different currencies never share one range.
+    listed = (await client.get(f"{PRODUCTS}?q=Sledge")).text
+    assert '<td class="num" data-label="Price">19.99 USD, 1,250.50 EUR</td>' in listed
 
     edit = await client.get(f"{PRODUCTS}/{product.id}/edit")
     assert 'name="version" value="1"' in edit.text
@@ -357,3 +360,23 @@ async def test_product_forms_need_a_signed_in_staff_member_and_a_csrf_token(
     assert forged.status_code == 403
     assert "This form could not be accepted" in forged.text
     assert (await _product(db, "Claw hammer")).version == 1
+
+
+async def test_adding_a_row_at_the_row_limit_never_creates_the_product(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    shop = await stocked_shop(db, {"OLD-1": 1})
+    await sign_in("staff@example.com")
+    rows = product_pages.MAX_SKU_ROWS
+    fields = {f"sku-{index}-code": f"full-{index}" for index in range(rows)}
+    fields.update({f"sku-{index}-price": "1" for index in range(rows)})
+    form = {**_new_product(shop.category_id, name="Crowded", action="add-row"), **fields}
+    form["rows"] = str(rows)
+    response = await _post(client, PRODUCTS, form)
+    assert response.status_code == 200
+    assert response.text.count('<fieldset class="sku-row">') == rows
+    assert 'name="sku-99-code" value="full-99"' in response.text
+    async with db.transaction(write=False) as session:
+        assert (
+            await session.execute(select(Product).where(Product.name == "Crowded"))
+        ).scalar_one_or_none() is None

@@ -49,7 +49,7 @@ from storekeeper.web.forms import (
 )
 from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import set_flash
-from storekeeper.web.templating import render, settings_of
+from storekeeper.web.templating import format_money, render, settings_of
 
 router = APIRouter(prefix="/catalog", route_class=WebRoute)
 
@@ -93,6 +93,23 @@ class ProductRow:
     category: str
     skus: list[Sku]
     available: int
+
+    @property
+    def prices(self) -> str:
+        """The price range of each currency the SKUs are sold in, such as `12.50 to 19.99
+        USD` (with an en dash) or `19.99 USD, 1,250.50 EUR`: prices in different
+        currencies never share a range."""
+        by_currency: dict[str, list[int]] = {}
+        for sku in self.skus:
+            by_currency.setdefault(sku.currency, []).append(sku.price_cents)
+        ranges = []
+        for currency, prices in by_currency.items():
+            low, high = min(prices), max(prices)
+            if low == high:
+                ranges.append(format_money(low, currency))
+            else:
+                ranges.append(f"{format_money(low)} \u2013 {format_money(high, currency)}")
+        return ", ".join(ranges)
 
 
 @router.get("/products")
@@ -290,10 +307,12 @@ async def new_product_page(
 async def create_product(request: Request, db: DatabaseDep, form: StaffForm) -> Response:
     rows = _read_rows(form)
     typed = ProductForm(_product_values(form), rows)
-    if text(form, "action") == "add-row" and len(rows) < MAX_SKU_ROWS:
+    if text(form, "action") == "add-row":
+        # Never creates the product: at the row limit the form comes back as it was.
         async with db.transaction(write=False) as session:
             choices = await _choices(session)
-        typed.rows.append(SkuRow())
+        if len(rows) < MAX_SKU_ROWS:
+            typed.rows.append(SkuRow())
         return _new_product_page(request, choices, typed)
     default_currency = settings_of(request).default_currency
 
