@@ -402,3 +402,39 @@ async def test_a_hold_expires_its_ttl_after_creation_900_seconds_by_default(
         )
         # Both times are taken while the request runs, a moment apart at most.
         assert abs(lifetime - timedelta(seconds=expected)) < timedelta(seconds=1), token
+
+
+async def test_hold_lists_filter_by_status_and_sku_newest_first(
+    client: httpx.AsyncClient,
+    staff_headers: dict[str, str],
+    make_sku: SkuFactory,
+    receive: Receiver,
+) -> None:
+    for code in ("A", "B"):
+        await make_sku(code)
+        await receive(code, 10)
+
+    async def hold(token: str, sku: str) -> str:
+        body = {"client_token": token, "items": [{"sku": sku, "quantity": 1}]}
+        response = await client.post(HOLDS, headers=staff_headers, json=body)
+        assert response.status_code == 201
+        hold_id: str = response.json()["id"]
+        return hold_id
+
+    first_a = await hold("a1", "A")
+    only_b = await hold("b1", "B")
+    second_a = await hold("a2", "a")
+    released = await client.post(f"{HOLDS}/{first_a}/release", headers=staff_headers)
+    assert released.status_code == 200
+
+    async def listed(**params: str) -> list[str]:
+        response = await client.get(HOLDS, headers=staff_headers, params=params)
+        assert response.status_code == 200
+        return [item["id"] for item in response.json()["items"]]
+
+    assert await listed() == [second_a, only_b, first_a]
+    assert await listed(status="held") == [second_a, only_b]
+    assert await listed(status="released") == [first_a]
+    assert await listed(sku="a") == [second_a, first_a]
+    assert await listed(sku="A", status="held") == [second_a]
+    assert await listed(status="expired") == []
