@@ -11,12 +11,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from storekeeper import __version__
+from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.router import router as accounts_router
-from storekeeper.accounts.service import ensure_bootstrap_admin
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
-from storekeeper.db import Database
+from storekeeper.db import Database, UnitOfWork
 from storekeeper.errors import register_error_handlers
 from storekeeper.health import router as health_router
 from storekeeper.inventory.expiry import sweep_expired_holds
@@ -43,8 +43,12 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
 
 
 async def on_startup(db: Database, settings: Settings) -> None:
-    """One-off start-up work; safe when several processes start at once."""
-    await ensure_bootstrap_admin(db, settings)
+    """One-off start-up work; safe when several processes start at once. Without a
+    bootstrap admin to ensure it does not touch the database, so a process starts while the
+    database is down (and reports that on /health/ready)."""
+    admin = accounts_service.bootstrap_admin_of(settings)
+    if admin is not None:
+        await UnitOfWork(db).run(accounts_service.ensure_bootstrap_admin, admin)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +26,21 @@ class LockingStrategy(StrEnum):
     ATOMIC = "atomic"
     PESSIMISTIC = "pessimistic"
     OPTIMISTIC = "optimistic"
+
+
+@dataclass(frozen=True)
+class StockPolicy:
+    """How claims on stock take their rows: the locking strategy, and how many times an
+    optimistic claim that lost its compare-and-set re-reads before it reports a conflict."""
+
+    locking: LockingStrategy = LockingStrategy.ATOMIC
+    optimistic_retries: int = 8
+
+
+@cache
+def _stock_policy(locking: LockingStrategy, optimistic_retries: int) -> StockPolicy:
+    # Built once per distinct pair of settings; the figures are read on every request.
+    return StockPolicy(locking, optimistic_retries)
 
 
 class Settings(BaseSettings):
@@ -106,6 +122,10 @@ class Settings(BaseSettings):
         if self.log_format:
             return self.log_format
         return "console" if self.env is Environment.DEVELOPMENT else "json"
+
+    @property
+    def stock_policy(self) -> StockPolicy:
+        return _stock_policy(self.locking, self.optimistic_max_retries)
 
     @cached_property
     def signing_key(self) -> str:

@@ -1,7 +1,13 @@
 """Database access: the declarative base, the engine, units of work and column types.
 
-Every request or background job runs inside exactly one unit of work (`Database.transaction`):
-it commits when the block succeeds and rolls back on any error. Services only flush.
+Every request or background job runs its work as units of work, and there is one way to
+open one: `UnitOfWork.run(service_function, *args)` (a request gets its `UnitOfWork` from
+the `UnitOfWorkDep` dependency; jobs and commands build one from their `Database`). A unit
+is one transaction (`Database.transaction`): it commits when the service function returns
+and rolls back on any error, and a retryable conflict (optimistic version clash,
+serialization failure, deadlock) re-runs the whole unit. Services take the session, flush
+and never commit; what must happen only once the work is committed (metrics) is registered
+with `after_commit`.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Uuid, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -26,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
@@ -35,6 +42,7 @@ from storekeeper.config import Settings
 from storekeeper.errors import RetryableError, sqlstate_of
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -166,6 +174,27 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT construct (both support ON CONFLICT)."""
+    if is_postgres(session):
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` once this session's transaction commits, never on rollback: a unit of
+    work that is rolled back or re-run must not count (metrics) twice or at all."""
+
+    def _committed(_session: Session) -> None:
+        action()
+
+    event.listen(session.sync_session, "after_commit", _committed, once=True)
+
+
 class Database:
     """One engine per application, and the units of work that run on it."""
 
@@ -234,26 +263,59 @@ class Database:
         await self.engine.dispose()
 
 
+class UnitOfWork:
+    """The one way to run work on the database, for requests and jobs alike.
+
+    `run(service_function, *args, **kwargs)` calls `service_function(session, *args,
+    **kwargs)` in a transaction of its own that commits when it returns and rolls back on
+    any error; a retryable conflict re-runs the whole call. `write=False` marks read-only
+    units (on SQLite they do not take the database's write lock). `run_alone` is for the
+    rare statement that is a whole unit by itself (the one-statement flash-sale hold).
+    """
+
+    __slots__ = ("db", "write")
+
+    def __init__(self, db: Database, *, write: bool = True) -> None:
+        self.db = db
+        self.write = write
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db.is_sqlite
+
+    async def run(
+        self,
+        work: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self.db.run(lambda session: work(session, *args, **kwargs), write=self.write)
+
+    async def run_alone(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+        return await self.db.run_alone(statement, params)
+
+
 def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work. Read-only methods get a plain transaction; others take
-    the SQLite write lock up front. It ends (commit or rollback) before the response is
-    sent, so a client never sees success for work that did not commit."""
-    db = get_database(request)
-    write = request.method not in ("GET", "HEAD", "OPTIONS")
-    async with db.transaction(write=write) as session:
-        yield session
+async def _unit_of_work_for_request(request: Request) -> UnitOfWork:
+    """The request's units of work. Read-only methods get plain transactions; others take
+    the SQLite write lock up front. Each unit ends (commit or rollback) inside the route,
+    before the response is sent, so a client never sees success for work that did not
+    commit. A coroutine, so FastAPI calls it on the event loop (a plain `def` dependency
+    would cost a thread hand-off per request)."""
+    return UnitOfWork(get_database(request), write=request.method not in _READ_METHODS)
 
 
-async def _database_dependency(request: Request) -> Database:
-    # A coroutine so that FastAPI calls it on the event loop: it runs a plain `def`
-    # dependency in its thread pool, a thread hand-off on every request.
-    return get_database(request)
+async def _writing_unit_of_work(request: Request) -> UnitOfWork:
+    return UnitOfWork(get_database(request), write=True)
 
 
-DatabaseDep = Annotated[Database, Depends(_database_dependency)]
-SessionDep = Annotated[AsyncSession, Depends(_session_for_request, scope="function")]
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work_for_request)]
+# For a read method whose unit may write (a cart created on first view).
+WritingUnitOfWorkDep = Annotated[UnitOfWork, Depends(_writing_unit_of_work)]

@@ -59,11 +59,14 @@ def decode_cursor(cursor: str | None, arity: int = 1) -> list[Any] | None:
     return key
 
 
-INT32_MAX = 2_147_483_647
+# The largest id of an integer primary key (32-bit on PostgreSQL): ids in paths, bodies and
+# cursors beyond it are refused as input, never sent to the database to overflow there.
+MAX_ID = 2_147_483_647
+# The largest id of a bigint primary key (the stock ledger).
 INT64_MAX = 9_223_372_036_854_775_807
 
 
-def decode_id_cursor(cursor: str | None, maximum: int = INT32_MAX) -> int | None:
+def decode_id_cursor(cursor: str | None, maximum: int = MAX_ID) -> int | None:
     """The id inside a one-id cursor, or None for the first page. An id outside the range
     of the id column (`maximum`) is a malformed cursor (422), never an overflow in the
     database."""

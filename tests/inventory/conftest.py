@@ -10,9 +10,9 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.catalog.models import Category, Product, Sku
-from storekeeper.config import LockingStrategy, Settings
+from storekeeper.config import LockingStrategy, Settings, StockPolicy
 from storekeeper.db import Database
-from storekeeper.inventory import service
+from storekeeper.inventory import stock
 
 SkuFactory = Callable[..., Awaitable[int]]
 Receiver = Callable[..., Awaitable[None]]
@@ -74,13 +74,13 @@ def receive(db: Database) -> Receiver:
 
     async def _receive(code: str, quantity: int, location: str | None = None) -> None:
         async with db.transaction() as session:
-            await service.adjust_stock(
+            await stock.adjust_stock(
                 session,
                 code,
                 delta=quantity,
                 reason="receive",
                 location_code=location,
-                locking=LockingStrategy.ATOMIC,
+                policy=StockPolicy(LockingStrategy.ATOMIC),
             )
 
     return _receive

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from storekeeper.config import LockingStrategy
+from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import Database
 from storekeeper.errors import IdempotencyKeyReused, InsufficientStock, ValidationFailed
 from storekeeper.inventory import service
@@ -37,7 +37,7 @@ async def test_allocate_fulfil_cancel(
         first = await service.allocate_stock(
             session,
             [StockLine(pear, 2), StockLine(apple, 4)],
-            locking=locking,
+            policy=StockPolicy(locking),
             client_token="order-1",
             request_fingerprint="f1",
         )
@@ -49,7 +49,7 @@ async def test_allocate_fulfil_cancel(
         again = await service.allocate_stock(
             session,
             [StockLine(pear, 2), StockLine(apple, 4)],
-            locking=locking,
+            policy=StockPolicy(locking),
             client_token="order-1",
             request_fingerprint="f1",
         )
@@ -61,7 +61,7 @@ async def test_allocate_fulfil_cancel(
             await service.allocate_stock(
                 session,
                 [StockLine(apple, 1)],
-                locking=locking,
+                policy=StockPolicy(locking),
                 client_token="order-1",
                 request_fingerprint="f2",
             )
@@ -71,7 +71,7 @@ async def test_allocate_fulfil_cancel(
             await service.allocate_stock(
                 session,
                 [StockLine(apple, 6), StockLine(pear, 2)],
-                locking=locking,
+                policy=StockPolicy(locking),
                 client_token="order-2",
                 request_fingerprint="f3",
             )
@@ -88,7 +88,7 @@ async def test_allocate_fulfil_cancel(
         second = await service.allocate_stock(
             session,
             [StockLine(apple, 6)],
-            locking=locking,
+            policy=StockPolicy(locking),
             client_token="order-3",
             request_fingerprint="f4",
         )
@@ -106,7 +106,7 @@ async def test_deleted_sku_refuses_allocation(
             await service.allocate_stock(
                 session,
                 [StockLine(gone, 1)],
-                locking=LockingStrategy.ATOMIC,
+                policy=StockPolicy(LockingStrategy.ATOMIC),
                 client_token="t",
                 request_fingerprint="f",
             )

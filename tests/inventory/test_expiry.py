@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from storekeeper.cli import app as cli
-from storekeeper.config import LockingStrategy, Settings
+from storekeeper.config import LockingStrategy, Settings, StockPolicy
 from storekeeper.db import Database, utcnow
 from storekeeper.inventory import cli as inventory_cli
 from storekeeper.inventory import service
@@ -29,7 +29,7 @@ async def _hold(db: Database, token: str, items: list[tuple[str, int, str | None
             session,
             items,
             ttl_seconds=60,
-            locking=LockingStrategy.ATOMIC,
+            policy=StockPolicy(LockingStrategy.ATOMIC),
             client_token=token,
             request_fingerprint=token,
         )

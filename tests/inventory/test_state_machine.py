@@ -28,10 +28,10 @@ from hypothesis.stateful import (
 from sqlalchemy import select, update
 
 from storekeeper.catalog.models import Sku
-from storekeeper.config import LockingStrategy
+from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import Database, utcnow
 from storekeeper.errors import HoldExpired, InsufficientStock, InvalidTransition
-from storekeeper.inventory import service
+from storekeeper.inventory import service, stock
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.expiry import sweep_expired_holds
 from storekeeper.inventory.models import Location, Reservation, StockLevel
@@ -185,13 +185,13 @@ class InventoryMachine(RuleBasedStateMachine):
         async def work() -> list[Any] | None:
             try:
                 async with self.runner.db.transaction() as session:
-                    await service.adjust_stock(
+                    await stock.adjust_stock(
                         session,
                         code,
                         delta=delta,
                         reason="correction",
                         location_code=location,
-                        locking=locking,
+                        policy=StockPolicy(locking),
                     )
             except InsufficientStock as short:
                 return short.shortages
@@ -229,14 +229,14 @@ class InventoryMachine(RuleBasedStateMachine):
                             session,
                             lines,
                             ttl_seconds=600,
-                            locking=locking,
+                            policy=StockPolicy(locking),
                             client_token=token,
                             request_fingerprint=token,
                         )
                     return await service.create_allocation(
                         session,
                         lines,
-                        locking=locking,
+                        policy=StockPolicy(locking),
                         client_token=token,
                         request_fingerprint=token,
                     )
@@ -396,7 +396,7 @@ async def test_service_matches_model(db: Database) -> None:
 
             async def add_aux_location() -> None:
                 async with runner.db.transaction() as session:
-                    await service.create_location(session, code=AUX, name="Auxiliary", priority=50)
+                    await stock.create_location(session, code=AUX, name="Auxiliary", priority=50)
 
             runner.run(add_aux_location())
             InventoryMachine.runner = runner

@@ -12,9 +12,9 @@ from sqlalchemy import event, insert
 
 from storekeeper.accounts.models import Role
 from storekeeper.catalog.models import Category, Product, Sku
-from storekeeper.config import LockingStrategy, Settings
+from storekeeper.config import LockingStrategy, Settings, StockPolicy
 from storekeeper.db import Database
-from storekeeper.inventory import service as inventory
+from storekeeper.inventory import stock as inventory_stock
 from tests.catalog.conftest import StatementCounter
 from tests.conftest import UserFactory, bearer
 
@@ -68,12 +68,12 @@ def make_sku(db: Database) -> SkuMaker:
             ).scalar_one()
         if stock:
             async with db.transaction() as session:
-                await inventory.adjust_stock(
+                await inventory_stock.adjust_stock(
                     session,
                     code,
                     delta=stock,
                     reason="receive",
-                    locking=LockingStrategy.ATOMIC,
+                    policy=StockPolicy(LockingStrategy.ATOMIC),
                 )
         return sku_id
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from storekeeper.config import LockingStrategy
+from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import Database
-from storekeeper.inventory import service
+from storekeeper.inventory import stock as inventory_stock
 from storekeeper.inventory.models import Reservation, ReservationLine, StockMovement
 from tests.inventory.conftest import insert_skus
 from tests.system.conftest import Cluster, ServerRunner
@@ -30,8 +30,12 @@ async def stock_up(db: Database, stock: dict[str, int]) -> None:
         await insert_skus(session, list(stock))
     for code, quantity in stock.items():
         async with db.transaction() as session:
-            await service.adjust_stock(
-                session, code, delta=quantity, reason="receive", locking=LockingStrategy.ATOMIC
+            await inventory_stock.adjust_stock(
+                session,
+                code,
+                delta=quantity,
+                reason="receive",
+                policy=StockPolicy(LockingStrategy.ATOMIC),
             )
 
 

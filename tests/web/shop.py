@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storekeeper.catalog.models import Category, Product, Sku
-from storekeeper.config import LockingStrategy
+from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import Database
-from storekeeper.inventory import service as inventory
+from storekeeper.inventory import stock as inventory_stock
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,11 @@ async def stocked_shop(db: Database, stock: dict[str, int]) -> Shop:
         await session.flush()
         for code, units in stock.items():
             if units:
-                await inventory.adjust_stock(
-                    session, code, delta=units, reason="receive", locking=LockingStrategy.ATOMIC
+                await inventory_stock.adjust_stock(
+                    session,
+                    code,
+                    delta=units,
+                    reason="receive",
+                    policy=StockPolicy(LockingStrategy.ATOMIC),
                 )
     return Shop(category.id, product.id, tuple(stock))

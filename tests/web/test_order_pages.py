@@ -11,7 +11,7 @@ import pytest
 
 from storekeeper.accounts.models import User
 from storekeeper.db import Database
-from storekeeper.inventory import service as inventory
+from storekeeper.inventory import queries as inventory
 from storekeeper.orders import service as orders
 from storekeeper.orders.models import OrderStatus
 from storekeeper.web import order_pages

@@ -10,7 +10,7 @@ from storekeeper.accounts import service
 from storekeeper.accounts.models import Role
 from storekeeper.accounts.schemas import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from storekeeper.config import Settings
-from storekeeper.db import Database
+from storekeeper.db import Database, UnitOfWork
 from storekeeper.errors import Conflict
 
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -21,10 +21,8 @@ async def _create_user(
 ) -> int:
     db = Database(settings)
     try:
-        user = await db.run(
-            lambda session: service.create_user(
-                session, email=email, password=password, role=role, full_name=full_name
-            )
+        user = await UnitOfWork(db).run(
+            service.create_user, email=email, password=password, role=role, full_name=full_name
         )
     finally:
         await db.dispose()

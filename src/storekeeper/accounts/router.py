@@ -1,5 +1,6 @@
 """HTTP routes of the accounts domain: sign-up and tokens, the caller's profile and
-addresses, and user administration."""
+addresses, and user administration. Each route runs one service function as one unit of
+work and shapes its result."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from storekeeper.accounts.schemas import (
     UserUpdate,
 )
 from storekeeper.accounts.throttle import LoginThrottle
-from storekeeper.db import DatabaseDep, SessionDep
+from storekeeper.db import UnitOfWorkDep
 from storekeeper.errors import (
     Conflict,
     Forbidden,
@@ -36,11 +37,11 @@ from storekeeper.errors import (
     ValidationFailed,
     problem_responses,
 )
-from storekeeper.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from storekeeper.pagination import DEFAULT_LIMIT, MAX_ID, CursorQuery, LimitQuery, Page
 
 router = APIRouter()
 
-IdPath = Annotated[int, Path(ge=1, le=service.MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _throttle(request: Request) -> LoginThrottle:
@@ -58,9 +59,9 @@ def _throttle(request: Request) -> LoginThrottle:
     summary="Create a customer account.",
     responses=problem_responses(Conflict, ValidationFailed),
 )
-async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
-    user = await service.create_user(
-        session, email=body.email, password=body.password, full_name=body.full_name
+async def register(body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
+    user = await uow.run(
+        service.create_user, email=body.email, password=body.password, full_name=body.full_name
     )
     return UserOut.model_validate(user)
 
@@ -73,7 +74,7 @@ async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
 )
 async def token(
     request: Request,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     settings: SettingsDep,
     username: Annotated[
         str, Form(min_length=1, max_length=EMAIL_MAX_LENGTH, description="The email.")
@@ -81,8 +82,8 @@ async def token(
     password: Annotated[str, Form(min_length=1, max_length=PASSWORD_MAX_LENGTH)],
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> TokenResponse:
-    return await service.login(
-        session,
+    return await uow.run(
+        service.login,
         settings,
         _throttle(request),
         client_address=request.client.host if request.client else "unknown",
@@ -97,8 +98,12 @@ async def token(
     summary="Exchange a refresh token for a new pair; the presented one stops working.",
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
-async def refresh(body: RefreshRequest, db: DatabaseDep, settings: SettingsDep) -> TokenResponse:
-    return await service.refresh(db, settings, body.refresh_token)
+async def refresh(body: RefreshRequest, uow: UnitOfWorkDep, settings: SettingsDep) -> TokenResponse:
+    outcome = await uow.run(service.refresh, settings, body.refresh_token)
+    # Raised only now that the unit has committed: a reused token's family stays revoked.
+    if isinstance(outcome, service.RefreshRefused):
+        raise Unauthorized(outcome.reason)
+    return outcome
 
 
 @router.post(
@@ -108,8 +113,8 @@ async def refresh(body: RefreshRequest, db: DatabaseDep, settings: SettingsDep) 
     summary="Revoke a refresh token (and the rest of its session).",
     responses=problem_responses(ValidationFailed),
 )
-async def logout(body: RefreshRequest, session: SessionDep) -> Response:
-    await service.logout(session, body.refresh_token)
+async def logout(body: RefreshRequest, uow: UnitOfWorkDep) -> Response:
+    await uow.run(service.logout, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -132,8 +137,8 @@ async def read_me(user: CurrentUser) -> UserOut:
     summary="Change your name or password (a new password needs current_password).",
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
-async def update_me(body: MeUpdate, user: CurrentUser, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(await service.update_me(session, user, body))
+async def update_me(body: MeUpdate, user: CurrentUser, uow: UnitOfWorkDep) -> UserOut:
+    return UserOut.model_validate(await uow.run(service.update_me, user.id, body))
 
 
 @router.get(
@@ -144,11 +149,11 @@ async def update_me(body: MeUpdate, user: CurrentUser, session: SessionDep) -> U
 )
 async def list_addresses(
     user: CurrentUser,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[AddressOut]:
-    rows, next_cursor = await service.list_addresses(session, user.id, limit=limit, cursor=cursor)
+    rows, next_cursor = await uow.run(service.list_addresses, user.id, limit=limit, cursor=cursor)
     return Page(items=[AddressOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -159,8 +164,8 @@ async def list_addresses(
     summary="Add an address.",
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
-async def create_address(body: AddressCreate, user: CurrentUser, session: SessionDep) -> AddressOut:
-    return AddressOut.model_validate(await service.create_address(session, user.id, body))
+async def create_address(body: AddressCreate, user: CurrentUser, uow: UnitOfWorkDep) -> AddressOut:
+    return AddressOut.model_validate(await uow.run(service.create_address, user.id, body))
 
 
 @router.get(
@@ -169,8 +174,8 @@ async def create_address(body: AddressCreate, user: CurrentUser, session: Sessio
     summary="One of your addresses.",
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
-async def read_address(address_id: IdPath, user: CurrentUser, session: SessionDep) -> AddressOut:
-    return AddressOut.model_validate(await service.get_own_address(session, user.id, address_id))
+async def read_address(address_id: IdPath, user: CurrentUser, uow: UnitOfWorkDep) -> AddressOut:
+    return AddressOut.model_validate(await uow.run(service.get_own_address, user.id, address_id))
 
 
 @router.patch(
@@ -180,9 +185,9 @@ async def read_address(address_id: IdPath, user: CurrentUser, session: SessionDe
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
 async def update_address(
-    address_id: IdPath, body: AddressUpdate, user: CurrentUser, session: SessionDep
+    address_id: IdPath, body: AddressUpdate, user: CurrentUser, uow: UnitOfWorkDep
 ) -> AddressOut:
-    address = await service.update_address(session, user.id, address_id, body)
+    address = await uow.run(service.update_address, user.id, address_id, body)
     return AddressOut.model_validate(address)
 
 
@@ -193,8 +198,8 @@ async def update_address(
     summary="Delete one of your addresses.",
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
-async def delete_address(address_id: IdPath, user: CurrentUser, session: SessionDep) -> Response:
-    await service.delete_address(session, user.id, address_id)
+async def delete_address(address_id: IdPath, user: CurrentUser, uow: UnitOfWorkDep) -> Response:
+    await uow.run(service.delete_address, user.id, address_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -209,7 +214,7 @@ async def delete_address(address_id: IdPath, user: CurrentUser, session: Session
 )
 async def list_users(
     _admin: AdminUser,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
     role: Role | None = None,
@@ -219,8 +224,8 @@ async def list_users(
         Query(max_length=NAME_MAX_LENGTH, pattern=r"^[^\x00]*$", description="Search text."),
     ] = None,
 ) -> Page[UserOut]:
-    rows, next_cursor = await service.list_users(
-        session, limit=limit, cursor=cursor, role=role, is_active=is_active, q=q
+    rows, next_cursor = await uow.run(
+        service.list_users, limit=limit, cursor=cursor, role=role, is_active=is_active, q=q
     )
     return Page(items=[UserOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
@@ -232,9 +237,9 @@ async def list_users(
     summary="Create a user with any role (admin).",
     responses=problem_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
 )
-async def create_user(body: UserCreate, _admin: AdminUser, session: SessionDep) -> UserOut:
-    user = await service.create_user(
-        session,
+async def create_user(body: UserCreate, _admin: AdminUser, uow: UnitOfWorkDep) -> UserOut:
+    user = await uow.run(
+        service.create_user,
         email=body.email,
         password=body.password,
         role=body.role,
@@ -249,8 +254,8 @@ async def create_user(body: UserCreate, _admin: AdminUser, session: SessionDep) 
     summary="One user (admin).",
     responses=problem_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
 )
-async def read_user(user_id: IdPath, _admin: AdminUser, session: SessionDep) -> UserOut:
-    return UserOut.model_validate(await service.get_user(session, user_id))
+async def read_user(user_id: IdPath, _admin: AdminUser, uow: UnitOfWorkDep) -> UserOut:
+    return UserOut.model_validate(await uow.run(service.get_user, user_id))
 
 
 @router.patch(
@@ -260,6 +265,6 @@ async def read_user(user_id: IdPath, _admin: AdminUser, session: SessionDep) -> 
     responses=problem_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
 )
 async def update_user(
-    user_id: IdPath, body: UserUpdate, _admin: AdminUser, session: SessionDep
+    user_id: IdPath, body: UserUpdate, _admin: AdminUser, uow: UnitOfWorkDep
 ) -> UserOut:
-    return UserOut.model_validate(await service.update_user(session, user_id, body))
+    return UserOut.model_validate(await uow.run(service.update_user, user_id, body))

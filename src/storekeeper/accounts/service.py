@@ -1,6 +1,10 @@
 """Accounts business logic: sign-up, sign-in, refresh-token rotation, profiles, addresses,
 user administration, the bootstrap admin and demo users.
 
+Every function takes the session of the caller's unit of work, flushes and never commits.
+`authenticate` is the one check of typed-in credentials (the API's sign-in and the staff
+pages' both use it).
+
 Refresh tokens are opaque random strings; only their SHA-256 is stored. Each sign-in starts
 a family; every refresh spends the presented token (a conditional UPDATE, so two concurrent
 refreshes cannot both succeed) and issues its successor in the same family. Presenting a
@@ -29,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storekeeper.accounts.models import Address, RefreshToken, Role, User
 from storekeeper.accounts.schemas import (
     EMAIL_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
     AddressCreate,
     AddressUpdate,
     MeUpdate,
@@ -38,14 +44,11 @@ from storekeeper.accounts.schemas import (
 from storekeeper.accounts.security import create_access_token, hash_password, verify_password
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.config import Settings
-from storekeeper.db import Database, utcnow
+from storekeeper.db import after_commit, utcnow
 from storekeeper.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from storekeeper.pagination import decode_cursor, page_of
+from storekeeper.pagination import decode_id_cursor, page_of
 
 log = structlog.get_logger("storekeeper.accounts")
-
-# Integer primary keys are 32-bit on PostgreSQL; larger cursor values are refused early.
-MAX_ID = 2**31 - 1
 
 DEMO_USERS: tuple[tuple[str, str, Role, str], ...] = (
     ("admin@storekeeper.local", "admin-password-123", Role.ADMIN, "Demo Admin"),
@@ -91,6 +94,14 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
+    return user
+
+
+async def get_active_user(session: AsyncSession, user_id: int) -> User:
+    """The caller behind a verified token: an account that exists and is active."""
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account is unknown or deactivated.")
     return user
 
 
@@ -151,7 +162,11 @@ async def insert_user_if_absent(
     return inserted is not None
 
 
-async def update_me(session: AsyncSession, user: User, changes: MeUpdate) -> User:
+async def update_me(session: AsyncSession, user_id: int, changes: MeUpdate) -> User:
+    """The caller's change of their own name or password (a new password needs the current
+    one and ends their other sessions). The caller is read in this unit of work: 401 if
+    they are gone or deactivated by now."""
+    user = await get_active_user(session, user_id)
     if "full_name" in changes.model_fields_set:
         user.full_name = changes.full_name
     if changes.password is not None:
@@ -206,16 +221,6 @@ async def _ensure_another_active_admin(session: AsyncSession, user_id: int) -> N
         raise Conflict("This is the last active admin; appoint another admin first.")
 
 
-def _int_cursor(cursor: str | None) -> int | None:
-    key = decode_cursor(cursor)
-    if key is None:
-        return None
-    value = key[0]
-    if not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
-    return value
-
-
 async def list_users(
     session: AsyncSession,
     *,
@@ -227,7 +232,7 @@ async def list_users(
 ) -> tuple[list[User], str | None]:
     """Users in id order, one keyset page; `q` matches email or name, case-insensitively."""
     statement = select(User).order_by(User.id).limit(limit + 1)
-    after = _int_cursor(cursor)
+    after = decode_id_cursor(cursor)
     if after is not None:
         statement = statement.where(User.id > after)
     if role is not None:
@@ -247,6 +252,9 @@ async def list_users(
 
 
 # --- sign-in and tokens -----------------------------------------------------------------
+
+
+WRONG_CREDENTIALS = "Wrong email or password."
 
 
 @cache
@@ -284,6 +292,47 @@ async def issue_tokens(
     )
 
 
+class CredentialsRefused(Unauthorized):
+    """Typed-in credentials that sign no one in (401): a wrong email or password, or the
+    right password of a deactivated account."""
+
+
+async def authenticate(
+    session: AsyncSession,
+    throttle: LoginThrottle,
+    *,
+    client_address: str,
+    email: str,
+    password: str,
+) -> User:
+    """The active user with these credentials, or `CredentialsRefused` (`RateLimited` while the
+    client address or the account has too many recent failed sign-ins).
+
+    Input beyond the contract's lengths is refused like a wrong password. An unknown email
+    costs one password hash like a wrong password, so neither the answer nor its timing
+    tells which accounts exist; both count as failures for the throttle. A stored hash made
+    with older parameters is replaced (flushed) by one made with the current ones.
+    """
+    if len(email) > EMAIL_MAX_LENGTH or len(password) > PASSWORD_MAX_LENGTH:
+        raise CredentialsRefused(WRONG_CREDENTIALS)
+    await throttle.check(client_address, email)
+    user = await find_user_by_email(session, email)
+    stored_hash = user.password_hash if user is not None else _decoy_hash()
+    # Hashing is deliberately slow: off the event loop, so other requests keep flowing.
+    matches, upgraded_hash = await asyncio.to_thread(verify_password, password, stored_hash)
+    if user is None or not matches:
+        await throttle.record_failure(client_address, email)
+        raise CredentialsRefused(WRONG_CREDENTIALS)
+    if not user.is_active:
+        raise CredentialsRefused("The account is deactivated.")
+    if upgraded_hash is not None:
+        user.password_hash = upgraded_hash
+        await session.flush()
+        user_id = user.id
+        after_commit(session, lambda: log.info("password_hash_upgraded", user_id=user_id))
+    return user
+
+
 async def login(
     session: AsyncSession,
     settings: Settings,
@@ -293,44 +342,29 @@ async def login(
     username: str,
     password: str,
 ) -> TokenResponse:
-    """Check the credentials and start a new token family. A stored hash made with older
-    parameters is replaced by one made with the current ones."""
-    await throttle.check(client_address, username)
-    user = await find_user_by_email(session, username)
-    # An unknown email costs as much as a wrong password, so timing tells nothing.
-    stored_hash = user.password_hash if user is not None else _decoy_hash()
-    matches, upgraded_hash = await asyncio.to_thread(verify_password, password, stored_hash)
-    if user is None or not matches:
-        await throttle.record_failure(client_address, username)
-        raise Unauthorized("Wrong email or password.")
-    if not user.is_active:
-        raise Unauthorized("The account is deactivated.")
-    if upgraded_hash is not None:
-        user.password_hash = upgraded_hash
-        log.info("password_hash_upgraded", user_id=user.id)
+    """Check the credentials (`authenticate`) and start a new token family."""
+    user = await authenticate(
+        session, throttle, client_address=client_address, email=username, password=password
+    )
     return await issue_tokens(session, settings, user)
 
 
 @dataclass(frozen=True)
-class _Refused:
+class RefreshRefused:
+    """Why a refresh token was not accepted (the caller answers 401 with `reason`)."""
+
     reason: str
 
 
-async def refresh(db: Database, settings: Settings, raw_token: str) -> TokenResponse:
-    """Spend a refresh token for a new pair.
-
-    Runs as its own unit of work: when a spent token comes back, the revocation of its
-    family must be committed even though the request is refused.
-    """
-    outcome = await db.run(lambda session: _rotate(session, settings, raw_token))
-    if isinstance(outcome, _Refused):
-        raise Unauthorized(outcome.reason)
-    return outcome
-
-
-async def _rotate(
+async def refresh(
     session: AsyncSession, settings: Settings, raw_token: str
-) -> TokenResponse | _Refused:
+) -> TokenResponse | RefreshRefused:
+    """Spend a refresh token for a new pair, or say why not.
+
+    A refusal is returned, not raised: when a spent token comes back, the revocation of its
+    family must be committed even though the request is refused, so the caller raises
+    `Unauthorized(reason)` once its unit of work has committed.
+    """
     now = utcnow()
     token_hash = _digest(raw_token)
     claimed = (
@@ -352,23 +386,23 @@ async def _rotate(
     user = await session.get(User, claimed.user_id)
     if user is None or not user.is_active:
         await _revoke_family(session, claimed.family_id, now)
-        return _Refused("The account is deactivated.")
+        return RefreshRefused("The account is deactivated.")
     return await issue_tokens(session, settings, user, family_id=claimed.family_id)
 
 
-async def _refusal(session: AsyncSession, token_hash: str, now: datetime) -> _Refused:
+async def _refusal(session: AsyncSession, token_hash: str, now: datetime) -> RefreshRefused:
     token = (
         await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
     ).scalar_one_or_none()
     if token is None:
-        return _Refused("The refresh token is not valid.")
+        return RefreshRefused("The refresh token is not valid.")
     if token.revoked_at is not None:
-        return _Refused("The refresh token has been revoked.")
+        return RefreshRefused("The refresh token has been revoked.")
     if token.used_at is not None:
         await _revoke_family(session, token.family_id, now)
         log.warning("refresh_token_reused", user_id=token.user_id, family_id=str(token.family_id))
-        return _Refused("The refresh token was already used; the session has been revoked.")
-    return _Refused("The refresh token has expired.")
+        return RefreshRefused("The refresh token was already used; the session has been revoked.")
+    return RefreshRefused("The refresh token has expired.")
 
 
 async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
@@ -426,7 +460,7 @@ async def list_addresses(
     session: AsyncSession, user_id: int, *, limit: int, cursor: str | None
 ) -> tuple[list[Address], str | None]:
     statement = _own_addresses(user_id).order_by(Address.id).limit(limit + 1)
-    after = _int_cursor(cursor)
+    after = decode_id_cursor(cursor)
     if after is not None:
         statement = statement.where(Address.id > after)
     rows: Sequence[Address] = (await session.scalars(statement)).all()
@@ -459,37 +493,59 @@ async def delete_address(session: AsyncSession, user_id: int, address_id: int) -
 # --- start-up and seed data -------------------------------------------------------------
 
 
-async def ensure_bootstrap_admin(db: Database, settings: Settings) -> None:
-    """Create the admin named by STOREKEEPER_BOOTSTRAP_ADMIN_EMAIL/_PASSWORD if missing.
+@dataclass(frozen=True)
+class BootstrapAdmin:
+    """The admin account STOREKEEPER_BOOTSTRAP_ADMIN_EMAIL/_PASSWORD name (email
+    normalised)."""
 
-    Safe when several processes start together: the unique email index lets exactly one
-    insert win. An existing account is never altered (its password may have been changed
-    since).
+    email: str
+    password: str
+
+
+def bootstrap_admin_of(settings: Settings) -> BootstrapAdmin | None:
+    """The bootstrap admin the settings name, None when they name none; `ValueError` when
+    the settings are incomplete or invalid.
+
+    Needs no database: a process configured without a bootstrap admin starts (and answers
+    readiness probes with 503) while the database is down, and a bad setting is reported
+    before the database is touched.
     """
     raw_email, password = settings.bootstrap_admin_email, settings.bootstrap_admin_password
     if not raw_email and not password:
-        return
+        return None
     if not raw_email or not password:
         raise ValueError(
             "Set both STOREKEEPER_BOOTSTRAP_ADMIN_EMAIL and STOREKEEPER_BOOTSTRAP_ADMIN_PASSWORD."
         )
-    if not 8 <= len(password) <= 128:
-        raise ValueError("STOREKEEPER_BOOTSTRAP_ADMIN_PASSWORD must be 8-128 characters.")
-    email = normalize_operator_email(raw_email)
-    async with db.transaction(write=False) as session:
-        existing = await find_user_by_email(session, email)
+    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+        raise ValueError(
+            "STOREKEEPER_BOOTSTRAP_ADMIN_PASSWORD must be "
+            f"{PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters."
+        )
+    return BootstrapAdmin(normalize_operator_email(raw_email), password)
+
+
+async def ensure_bootstrap_admin(session: AsyncSession, admin: BootstrapAdmin) -> None:
+    """Create the bootstrap admin (`bootstrap_admin_of`) if no account has its email.
+
+    Safe when several processes start together: the insert is `ON CONFLICT DO NOTHING`, so
+    the unique email index lets exactly one insert win and the others do nothing (no error
+    to recover from). An existing account is never altered (its password may have been
+    changed since); one that is not an active admin is logged.
+    """
+    email = admin.email
+    existing = await find_user_by_email(session, email)
     if existing is None:
-        password_hash = await asyncio.to_thread(hash_password, password)
-        async with db.transaction() as session:
-            created = await insert_user_if_absent(
-                session,
-                email=email,
-                password_hash=password_hash,
-                role=Role.ADMIN,
-                full_name="Administrator",
-            )
+        password_hash = await asyncio.to_thread(hash_password, admin.password)
+        created = await insert_user_if_absent(
+            session,
+            email=email,
+            password_hash=password_hash,
+            role=Role.ADMIN,
+            full_name="Administrator",
+        )
         if created:
-            log.info("bootstrap_admin_created", email=email)
+            after_commit(session, lambda: log.info("bootstrap_admin_created", email=email))
         return
     if existing.role != Role.ADMIN.value or not existing.is_active:
         log.warning(

@@ -1,7 +1,8 @@
 """HTTP routes of the catalog domain: categories, products and SKUs.
 
 Reads are public; writes need staff or admin. `include_deleted=true` is honoured only for
-staff callers (for anyone else deleted rows stay invisible).
+staff callers (for anyone else deleted rows stay invisible; the service decides). Each
+route runs one service function as one unit of work and shapes its result.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from storekeeper.accounts.dependencies import OptionalUser, SettingsDep, StaffUser, is_staff
+from storekeeper.accounts.dependencies import OptionalUser, SettingsDep, StaffUser
 from storekeeper.catalog import service
-from storekeeper.catalog.models import Category, Product, Sku
+from storekeeper.catalog.models import Category
 from storekeeper.catalog.schemas import (
     CatalogId,
     CategoryCreate,
@@ -30,7 +31,7 @@ from storekeeper.catalog.schemas import (
     SkuUpdate,
     storable_text,
 )
-from storekeeper.db import SessionDep
+from storekeeper.db import UnitOfWorkDep
 from storekeeper.errors import (
     Conflict,
     Forbidden,
@@ -41,17 +42,12 @@ from storekeeper.errors import (
     VersionConflict,
     problem_responses,
 )
-from storekeeper.inventory.queries import available_by_sku
 from storekeeper.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = APIRouter()
 
 IncludeDeletedQuery = Annotated[bool, Query(description="Staff only: also show soft-deleted rows.")]
 WRITE_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
-
-
-def _include_deleted(requested: bool, user: Any) -> bool:
-    return requested and is_staff(user)
 
 
 # Categories
@@ -64,10 +60,10 @@ def _include_deleted(requested: bool, user: Any) -> bool:
     responses=problem_responses(*WRITE_ERRORS, Conflict),
 )
 async def create_category(
-    data: CategoryCreate, session: SessionDep, _staff: StaffUser
+    data: CategoryCreate, uow: UnitOfWorkDep, _staff: StaffUser
 ) -> CategoryOut:
     """Create a category, at the top level or under `parent_id`."""
-    category = await service.create_category(session, data)
+    category = await uow.run(service.create_category, data)
     return CategoryOut.model_validate(category)
 
 
@@ -77,7 +73,7 @@ async def create_category(
     responses=problem_responses(ValidationFailed, Unauthorized),
 )
 async def list_categories(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     parent_id: Annotated[CatalogId | None, Query(description="Only children of this one.")] = None,
     include_deleted: IncludeDeletedQuery = False,
@@ -85,10 +81,11 @@ async def list_categories(
     cursor: CursorQuery = None,
 ) -> Page[CategoryOut]:
     """Categories in id order, optionally only the children of `parent_id`."""
-    page = await service.list_categories(
-        session,
+    page = await uow.run(
+        service.list_categories_for,
+        user,
         parent_id=parent_id,
-        include_deleted=_include_deleted(include_deleted, user),
+        include_deleted=include_deleted,
         limit=limit,
         cursor=cursor,
     )
@@ -105,12 +102,12 @@ async def list_categories(
 )
 async def get_category(
     category_id: IdPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     include_deleted: IncludeDeletedQuery = False,
 ) -> CategoryOut:
-    category = await service.get_category(
-        session, category_id, include_deleted=_include_deleted(include_deleted, user)
+    category = await uow.run(
+        service.get_category_for, user, category_id, include_deleted=include_deleted
     )
     return CategoryOut.model_validate(category)
 
@@ -128,15 +125,14 @@ def _tree_node(category: Category, children: list[Any]) -> CategoryTree:
 )
 async def category_tree(
     category_id: IdPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     include_deleted: IncludeDeletedQuery = False,
 ) -> CategoryTree:
     """The category with all its descendants nested in `children` (siblings by name)."""
-    subtree = await service.category_subtree(
-        session, category_id, include_deleted=_include_deleted(include_deleted, user)
+    root, children = await uow.run(
+        service.category_tree_for, user, category_id, include_deleted=include_deleted
     )
-    ((root, children),) = service.build_tree(subtree)
     return _tree_node(root, children)
 
 
@@ -146,11 +142,11 @@ async def category_tree(
     responses=problem_responses(*WRITE_ERRORS, NotFound, Conflict, VersionConflict, RetryableError),
 )
 async def update_category(
-    category_id: IdPath, data: CategoryUpdate, session: SessionDep, _staff: StaffUser
+    category_id: IdPath, data: CategoryUpdate, uow: UnitOfWorkDep, _staff: StaffUser
 ) -> CategoryOut:
     """Rename, re-describe or move a category. A move rewrites the paths of the whole
     subtree in the same transaction; moving under itself or a descendant is a 409."""
-    category = await service.update_category(session, category_id, data)
+    category = await uow.run(service.update_category, category_id, data)
     return CategoryOut.model_validate(category)
 
 
@@ -162,7 +158,7 @@ async def update_category(
 )
 async def delete_category(
     category_id: IdPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     _staff: StaffUser,
     force: Annotated[
         bool, Query(description="Delete permanently (refused while anything refers to it).")
@@ -171,10 +167,7 @@ async def delete_category(
     """Soft delete (409 while live subcategories or products exist), or with `force=true`
     a permanent delete (409 while any subcategory or product, deleted or not, refers to it).
     """
-    if force:
-        await service.purge_category(session, category_id)
-    else:
-        await service.delete_category(session, category_id)
+    await uow.run(service.remove_category, category_id, force=force)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -184,17 +177,18 @@ async def delete_category(
     responses=problem_responses(*WRITE_ERRORS, NotFound, Conflict),
 )
 async def restore_category(
-    category_id: IdPath, session: SessionDep, _staff: StaffUser
+    category_id: IdPath, uow: UnitOfWorkDep, _staff: StaffUser
 ) -> CategoryOut:
     """Undo a soft delete (409 while the parent is deleted or a live sibling took the name)."""
-    category = await service.restore_category(session, category_id)
+    category = await uow.run(service.restore_category, category_id)
     return CategoryOut.model_validate(category)
 
 
 # Products
 
 
-def _sku_out(sku: Sku, available: int) -> SkuOut:
+def _sku_out(view: service.SkuView) -> SkuOut:
+    sku = view.sku
     return SkuOut(
         id=sku.id,
         code=sku.code,
@@ -202,7 +196,7 @@ def _sku_out(sku: Sku, available: int) -> SkuOut:
         price_cents=sku.price_cents,
         currency=sku.currency,
         attributes=sku.attributes,
-        available=available,
+        available=view.available,
         version=sku.version,
         is_deleted=sku.is_deleted,
         created_at=sku.created_at,
@@ -210,27 +204,20 @@ def _sku_out(sku: Sku, available: int) -> SkuOut:
     )
 
 
-def _product_out(product: Product, stock: service.SkuStock) -> ProductOut:
+def _product_out(view: service.ProductView) -> ProductOut:
+    product = view.product
     return ProductOut(
         id=product.id,
         name=product.name,
         description=product.description,
         category_id=product.category_id,
         attributes=product.attributes,
-        skus=[
-            _sku_out(sku, stock.available.get(sku.id, 0))
-            for sku in stock.by_product.get(product.id, [])
-        ],
+        skus=[_sku_out(sku) for sku in view.skus],
         version=product.version,
         is_deleted=product.is_deleted,
         created_at=product.created_at,
         updated_at=product.updated_at,
     )
-
-
-async def _product_response(session: SessionDep, product: Product) -> ProductOut:
-    stock = await service.live_skus_with_stock(session, [product.id])
-    return _product_out(product, stock)
 
 
 @router.post(
@@ -240,12 +227,12 @@ async def _product_response(session: SessionDep, product: Product) -> ProductOut
     responses=problem_responses(*WRITE_ERRORS, Conflict),
 )
 async def create_product(
-    data: ProductCreate, session: SessionDep, settings: SettingsDep, _staff: StaffUser
+    data: ProductCreate, uow: UnitOfWorkDep, settings: SettingsDep, _staff: StaffUser
 ) -> ProductOut:
     """Create a product together with its SKUs (all or nothing). A SKU code already in
     use, by a deleted SKU too, is a 409."""
-    product = await service.create_product(session, data, settings.default_currency)
-    return await _product_response(session, product)
+    view = await uow.run(service.create_product_with_stock, data, settings.default_currency)
+    return _product_out(view)
 
 
 @router.get(
@@ -254,7 +241,7 @@ async def create_product(
     responses=problem_responses(ValidationFailed, Unauthorized),
 )
 async def list_products(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     category_id: Annotated[
         CatalogId | None, Query(description="This category and all its descendants.")
@@ -286,18 +273,15 @@ async def list_products(
         max_price_cents=max_price_cents,
         in_stock=in_stock,
     )
-    page = await service.list_products(
-        session,
+    page = await uow.run(
+        service.list_products_for,
+        user,
         filters,
-        include_deleted=_include_deleted(include_deleted, user),
+        include_deleted=include_deleted,
         limit=limit,
         cursor=cursor,
     )
-    stock = await service.live_skus_with_stock(session, [product.id for product in page.rows])
-    return Page(
-        items=[_product_out(product, stock) for product in page.rows],
-        next_cursor=page.next_cursor,
-    )
+    return Page(items=[_product_out(view) for view in page.rows], next_cursor=page.next_cursor)
 
 
 def _storable_query(value: str, name: str) -> str:
@@ -314,14 +298,12 @@ def _storable_query(value: str, name: str) -> str:
 )
 async def get_product(
     product_id: IdPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     include_deleted: IncludeDeletedQuery = False,
 ) -> ProductOut:
-    product = await service.get_product(
-        session, product_id, include_deleted=_include_deleted(include_deleted, user)
-    )
-    return await _product_response(session, product)
+    view = await uow.run(service.get_product_for, user, product_id, include_deleted=include_deleted)
+    return _product_out(view)
 
 
 @router.patch(
@@ -330,11 +312,11 @@ async def get_product(
     responses=problem_responses(*WRITE_ERRORS, NotFound, VersionConflict),
 )
 async def update_product(
-    product_id: IdPath, data: ProductUpdate, session: SessionDep, _staff: StaffUser
+    product_id: IdPath, data: ProductUpdate, uow: UnitOfWorkDep, _staff: StaffUser
 ) -> ProductOut:
     """Change name, description, category or attributes (SKUs have their own routes)."""
-    product = await service.update_product(session, product_id, data)
-    return await _product_response(session, product)
+    view = await uow.run(service.update_product_with_stock, product_id, data)
+    return _product_out(view)
 
 
 @router.delete(
@@ -343,18 +325,13 @@ async def update_product(
     tags=["products"],
     responses=problem_responses(*WRITE_ERRORS, NotFound),
 )
-async def delete_product(product_id: IdPath, session: SessionDep, _staff: StaffUser) -> Response:
+async def delete_product(product_id: IdPath, uow: UnitOfWorkDep, _staff: StaffUser) -> Response:
     """Soft delete the product and its SKUs."""
-    await service.delete_product(session, product_id)
+    await uow.run(service.delete_product, product_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # SKUs
-
-
-async def _sku_response(session: SessionDep, sku: Sku) -> SkuOut:
-    available = await available_by_sku(session, [sku.id])
-    return _sku_out(sku, available[sku.id])
 
 
 @router.post(
@@ -364,12 +341,13 @@ async def _sku_response(session: SessionDep, sku: Sku) -> SkuOut:
     responses=problem_responses(*WRITE_ERRORS, Conflict),
 )
 async def create_sku(
-    data: SkuCreate, session: SessionDep, settings: SettingsDep, _staff: StaffUser
+    data: SkuCreate, uow: UnitOfWorkDep, settings: SettingsDep, _staff: StaffUser
 ) -> SkuOut:
     """Add a SKU to a live product. The code is stored upper-case; one already in use, by a
     deleted SKU too, is a 409."""
-    sku = await service.create_sku(session, data, settings.default_currency)
-    return _sku_out(sku, 0)
+    sku = await uow.run(service.create_sku, data, settings.default_currency)
+    # A new SKU has no stock yet.
+    return _sku_out(service.SkuView(sku, 0))
 
 
 @router.get(
@@ -378,7 +356,7 @@ async def create_sku(
     responses=problem_responses(ValidationFailed, Unauthorized),
 )
 async def list_skus(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     product_id: Annotated[CatalogId | None, Query(description="Only this product's SKUs.")] = None,
     include_deleted: IncludeDeletedQuery = False,
@@ -386,18 +364,15 @@ async def list_skus(
     cursor: CursorQuery = None,
 ) -> Page[SkuOut]:
     """SKUs in id order, each with its current `available`."""
-    page = await service.list_skus(
-        session,
+    page = await uow.run(
+        service.list_skus_for,
+        user,
         product_id=product_id,
-        include_deleted=_include_deleted(include_deleted, user),
+        include_deleted=include_deleted,
         limit=limit,
         cursor=cursor,
     )
-    available = await available_by_sku(session, [sku.id for sku in page.rows])
-    return Page(
-        items=[_sku_out(sku, available[sku.id]) for sku in page.rows],
-        next_cursor=page.next_cursor,
-    )
+    return Page(items=[_sku_out(view) for view in page.rows], next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -407,14 +382,12 @@ async def list_skus(
 )
 async def get_sku(
     code: SkuCodePath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: OptionalUser,
     include_deleted: IncludeDeletedQuery = False,
 ) -> SkuOut:
-    sku = await service.get_sku(
-        session, code, include_deleted=_include_deleted(include_deleted, user)
-    )
-    return await _sku_response(session, sku)
+    view = await uow.run(service.get_sku_for, user, code, include_deleted=include_deleted)
+    return _sku_out(view)
 
 
 @router.patch(
@@ -423,11 +396,11 @@ async def get_sku(
     responses=problem_responses(*WRITE_ERRORS, NotFound, VersionConflict),
 )
 async def update_sku(
-    code: SkuCodePath, data: SkuUpdate, session: SessionDep, _staff: StaffUser
+    code: SkuCodePath, data: SkuUpdate, uow: UnitOfWorkDep, _staff: StaffUser
 ) -> SkuOut:
     """Change price or attributes. Orders keep the price they were placed at."""
-    sku = await service.update_sku(session, code, data)
-    return await _sku_response(session, sku)
+    view = await uow.run(service.update_sku_with_stock, code, data)
+    return _sku_out(view)
 
 
 @router.delete(
@@ -436,7 +409,7 @@ async def update_sku(
     tags=["skus"],
     responses=problem_responses(*WRITE_ERRORS, NotFound),
 )
-async def delete_sku(code: SkuCodePath, session: SessionDep, _staff: StaffUser) -> Response:
+async def delete_sku(code: SkuCodePath, uow: UnitOfWorkDep, _staff: StaffUser) -> Response:
     """Soft delete: no new holds, cart items or orders; existing ones proceed."""
-    await service.delete_sku(session, code)
+    await uow.run(service.delete_sku, code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

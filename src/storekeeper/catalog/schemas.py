@@ -22,7 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-MAX_ID = 2_147_483_647
+# Re-exported: the id limit of every integer id is defined once, in pagination.
+from storekeeper.pagination import MAX_ID as MAX_ID
+
 MAX_PRICE_CENTS = 100_000_000_000
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 SKU_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"

@@ -6,6 +6,10 @@ Creating something under a category or product takes a share lock on that parent
 deleting or moving the parent takes an exclusive one, so a delete never misses a child that
 is being created and a move never leaves a new child behind with a stale path. Uniqueness
 (live sibling names, SKU codes) is enforced by the database; a violation becomes a 409.
+
+Reads for the public API (`*_for`) take the viewer: `include_deleted` is honoured only for
+staff (for anyone else deleted rows stay invisible). Products and SKUs are returned with
+their current availability (`ProductView`, `SkuView`), read in the same unit of work.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import TextClause
 
+from storekeeper.accounts.models import User
+from storekeeper.accounts.policy import is_staff
 from storekeeper.catalog.models import SEARCH_VECTOR_SQL, Category, Product, Sku
 from storekeeper.catalog.schemas import (
     CategoryCreate,
@@ -63,6 +69,11 @@ class Page:
 
     rows: list[Any]
     next_cursor: str | None
+
+
+def _shows_deleted(viewer: User | None, requested: bool) -> bool:
+    """Whether deleted rows are shown: only when asked for, and only to staff."""
+    return requested and is_staff(viewer)
 
 
 def subtree_condition(path_column: Any, path: str) -> ColumnElement[bool]:
@@ -347,6 +358,57 @@ def build_tree(categories: Sequence[Category]) -> list[tuple[Category, list[Any]
     return roots
 
 
+CategoryNode = tuple[Category, list[Any]]
+
+
+async def list_categories_for(
+    session: AsyncSession,
+    viewer: User | None,
+    *,
+    parent_id: int | None,
+    include_deleted: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """`list_categories` as `viewer` may see it (deleted rows only for staff who ask)."""
+    return await list_categories(
+        session,
+        parent_id=parent_id,
+        include_deleted=_shows_deleted(viewer, include_deleted),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def get_category_for(
+    session: AsyncSession, viewer: User | None, category_id: int, *, include_deleted: bool
+) -> Category:
+    """`get_category` as `viewer` may see it (a deleted one only for staff who ask)."""
+    return await get_category(
+        session, category_id, include_deleted=_shows_deleted(viewer, include_deleted)
+    )
+
+
+async def category_tree_for(
+    session: AsyncSession, viewer: User | None, category_id: int, *, include_deleted: bool
+) -> CategoryNode:
+    """The category with all its descendants nested as (category, children) pairs, siblings
+    by name, as `viewer` may see them (deleted ones only for staff who ask)."""
+    subtree = await category_subtree(
+        session, category_id, include_deleted=_shows_deleted(viewer, include_deleted)
+    )
+    ((root, children),) = build_tree(subtree)
+    return root, children
+
+
+async def remove_category(session: AsyncSession, category_id: int, *, force: bool) -> None:
+    """`purge_category` with `force`, else `delete_category` (a soft delete)."""
+    if force:
+        await purge_category(session, category_id)
+    else:
+        await delete_category(session, category_id)
+
+
 # Products and SKUs
 
 
@@ -365,6 +427,23 @@ class SkuStock:
 
     by_product: dict[int, list[Sku]]
     available: dict[int, int]
+
+
+@dataclass
+class SkuView:
+    """A SKU with its `available` (on hand minus reserved and allocated, over all
+    locations)."""
+
+    sku: Sku
+    available: int
+
+
+@dataclass
+class ProductView:
+    """A product with its live SKUs in id order, each with its availability."""
+
+    product: Product
+    skus: list[SkuView]
 
 
 async def _locked_product(
@@ -632,3 +711,116 @@ async def delete_sku(session: AsyncSession, code: str) -> None:
     sku.is_deleted = True
     sku.version += 1
     await session.flush()
+
+
+# Products and SKUs with their stock, for the API
+
+
+async def _product_views(session: AsyncSession, products: Sequence[Product]) -> list[ProductView]:
+    """The products with their live SKUs and stock: two statements whatever their number."""
+    stock = await live_skus_with_stock(session, [product.id for product in products])
+    return [
+        ProductView(
+            product,
+            [
+                SkuView(sku, stock.available.get(sku.id, 0))
+                for sku in stock.by_product.get(product.id, [])
+            ],
+        )
+        for product in products
+    ]
+
+
+async def _sku_views(session: AsyncSession, skus: Sequence[Sku]) -> list[SkuView]:
+    """The SKUs with their availability, in one statement whatever their number."""
+    available = await available_by_sku(session, [sku.id for sku in skus])
+    return [SkuView(sku, available[sku.id]) for sku in skus]
+
+
+async def create_product_with_stock(
+    session: AsyncSession, data: ProductCreate, default_currency: str
+) -> ProductView:
+    """`create_product`, returned with its SKUs and their stock."""
+    product = await create_product(session, data, default_currency)
+    [view] = await _product_views(session, [product])
+    return view
+
+
+async def list_products_for(
+    session: AsyncSession,
+    viewer: User | None,
+    filters: ProductFilters,
+    *,
+    include_deleted: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """`list_products` as `viewer` may see it (deleted rows only for staff who ask); the
+    page's rows are `ProductView`s."""
+    page = await list_products(
+        session,
+        filters,
+        include_deleted=_shows_deleted(viewer, include_deleted),
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(await _product_views(session, page.rows), page.next_cursor)
+
+
+async def get_product_for(
+    session: AsyncSession, viewer: User | None, product_id: int, *, include_deleted: bool
+) -> ProductView:
+    """`get_product` as `viewer` may see it (a deleted one only for staff who ask), with its
+    live SKUs and their stock."""
+    product = await get_product(
+        session, product_id, include_deleted=_shows_deleted(viewer, include_deleted)
+    )
+    [view] = await _product_views(session, [product])
+    return view
+
+
+async def update_product_with_stock(
+    session: AsyncSession, product_id: int, data: ProductUpdate
+) -> ProductView:
+    """`update_product`, returned with its live SKUs and their stock."""
+    product = await update_product(session, product_id, data)
+    [view] = await _product_views(session, [product])
+    return view
+
+
+async def list_skus_for(
+    session: AsyncSession,
+    viewer: User | None,
+    *,
+    product_id: int | None,
+    include_deleted: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """`list_skus` as `viewer` may see it (deleted rows only for staff who ask); the page's
+    rows are `SkuView`s."""
+    page = await list_skus(
+        session,
+        product_id=product_id,
+        include_deleted=_shows_deleted(viewer, include_deleted),
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(await _sku_views(session, page.rows), page.next_cursor)
+
+
+async def get_sku_for(
+    session: AsyncSession, viewer: User | None, code: str, *, include_deleted: bool
+) -> SkuView:
+    """`get_sku` as `viewer` may see it (a deleted one only for staff who ask), with its
+    availability."""
+    sku = await get_sku(session, code, include_deleted=_shows_deleted(viewer, include_deleted))
+    [view] = await _sku_views(session, [sku])
+    return view
+
+
+async def update_sku_with_stock(session: AsyncSession, code: str, data: SkuUpdate) -> SkuView:
+    """`update_sku`, returned with its availability."""
+    sku = await update_sku(session, code, data)
+    [view] = await _sku_views(session, [sku])
+    return view

@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from storekeeper.config import Settings
-from storekeeper.db import Database
+from storekeeper.db import Database, UnitOfWork
 from storekeeper.inventory.consistency import Report, check_consistency
 
 # The report aggregates every level and the whole ledger in one statement: on millions of
@@ -24,7 +24,7 @@ async def _report(settings: Settings) -> Report:
         settings = settings.model_copy(update={"db_statement_timeout_ms": timeout_ms})
     db = Database(settings)
     try:
-        return await db.run(check_consistency, write=False)
+        return await UnitOfWork(db, write=False).run(check_consistency)
     finally:
         await db.dispose()
 

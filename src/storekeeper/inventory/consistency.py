@@ -11,18 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, case, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storekeeper.catalog.models import Sku
 from storekeeper.db import utcnow
-from storekeeper.inventory.levels import levels, locations, movements, reservation_lines
-from storekeeper.inventory.models import Reservation, ReservationStatus
-
-reservations = cast(Table, Reservation.__table__)
-skus = cast(Table, Sku.__table__)
+from storekeeper.inventory.lines import skus
+from storekeeper.inventory.models import (
+    ReservationStatus,
+    available_of,
+    available_units,
+    levels,
+    locations,
+    movements,
+    reservation_lines,
+    reservations,
+)
 
 MAX_ISSUES = 1000
 
@@ -110,7 +115,7 @@ def _mismatches() -> Any:
                 levels.c.on_hand < 0,
                 levels.c.reserved < 0,
                 levels.c.allocated < 0,
-                levels.c.on_hand - levels.c.reserved - levels.c.allocated < 0,
+                available_of(levels) < 0,
                 levels.c.reserved != held_sum,
                 levels.c.allocated != allocated_sum,
                 levels.c.on_hand != ledger_on_hand,
@@ -170,15 +175,16 @@ def _issues_of(row: Any) -> list[tuple[str, int, int]]:
         ledger_reserved,
         ledger_allocated,
     ) = row
+    available = available_units(on_hand, reserved, allocated)
     checks = [
         ("on_hand_not_negative", on_hand >= 0, 0, on_hand),
         ("reserved_not_negative", reserved >= 0, 0, reserved),
         ("allocated_not_negative", allocated >= 0, 0, allocated),
         (
             "available_not_negative",
-            on_hand - reserved - allocated >= 0,
+            available >= 0,
             0,
-            on_hand - reserved - allocated,
+            available,
         ),
         ("reserved_matches_holds", reserved == held_sum, held_sum, reserved),
         ("allocated_matches_allocations", allocated == allocated_sum, allocated_sum, allocated),

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.catalog.models import Sku
-from storekeeper.config import LockingStrategy
-from storekeeper.inventory import service
+from storekeeper.inventory import stock
 from storekeeper.inventory.models import StockLevel
 
 # A spread of quantities, a few of them low, so low-stock views have something to show.
@@ -31,13 +30,12 @@ async def seed_demo_stock(session: AsyncSession, skus: Sequence[Sku]) -> int:
     for index, sku in enumerate(skus):
         if sku.id in stocked:
             continue
-        await service.adjust_stock(
+        await stock.adjust_stock(
             session,
             sku.code,
             delta=DEMO_QUANTITIES[index % len(DEMO_QUANTITIES)],
             reason="receive",
             note="Demo stock",
-            locking=LockingStrategy.ATOMIC,
         )
         received += 1
     return received

@@ -1,70 +1,39 @@
-"""Hold expiry: returning the stock of holds whose `expires_at` has passed.
+"""Hold expiry: finding holds whose `expires_at` has passed and expiring them.
 
-`expire_due_holds` is set-based. On PostgreSQL one statement per batch claims due holds
-with `FOR UPDATE SKIP LOCKED` (several sweepers never wait on each other nor expire a hold
-twice), marks them `expired`, writes an `expire` movement per line, locks the touched levels
-in (SKU, location) order and gives their `reserved` back. SQLite, whose writers are
-serialised anyway, runs the same steps as separate statements. The background sweeper runs
-it in batches every `STOREKEEPER_EXPIRY_INTERVAL_SECONDS`; holds and allocations also run it
-inline, restricted to their own SKUs, when they would otherwise be short. The inline run
-waits for due holds another transaction has locked instead of skipping them: a sweeper in
-the middle of expiring the very hold a request needs must not make that request short.
+`expire_due_holds` is set-based. It claims due holds (on PostgreSQL with `FOR UPDATE SKIP
+LOCKED`, so several sweepers never wait on each other nor expire a hold twice), marks them
+`expired`, and has the ledger give their `reserved` back with an `expire` movement per line
+(`ledger.RETURN_RESERVED_SQL` inside the same statement on PostgreSQL, one round trip per
+batch; `ledger.return_reserved` after it on SQLite, whose writers are serialised anyway).
+The background sweeper runs it in batches every `STOREKEEPER_EXPIRY_INTERVAL_SECONDS`;
+holds and allocations also run it inline, restricted to their own SKUs, when they would
+otherwise be short. The inline run waits for due holds another transaction has locked
+instead of skipping them: a sweeper in the middle of expiring the very hold a request needs
+must not make that request short.
 """
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    String,
-    Table,
-    TextClause,
-    bindparam,
-    cast,
-    exists,
-    func,
-    literal,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import TextClause, bindparam, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storekeeper.db import Database, UTCDateTime, utcnow
-from storekeeper.inventory.levels import is_postgres, levels, movements, reservation_lines
+from storekeeper.db import Database, UnitOfWork, UTCDateTime, is_postgres, utcnow
+from storekeeper.inventory import ledger
 from storekeeper.inventory.metrics import HOLDS_EXPIRED
-from storekeeper.inventory.models import MovementKind, Reservation, ReservationStatus
-
-reservations = typing.cast(Table, Reservation.__table__)
+from storekeeper.inventory.models import ReservationStatus, reservation_lines, reservations
 
 EXPIRY_REASON = "expired"
 
 
-def _reservation_id_text() -> ColumnElement[Any]:
-    """A reservation id as the canonical hyphenated text used in ledger references (SQLite
-    stores UUIDs as 32 hex digits)."""
-    hex_id = func.lower(cast(reservation_lines.c.reservation_id, String))
-    parts = [func.substr(hex_id, start, length) for start, length in _UUID_GROUPS]
-    hyphenated: ColumnElement[Any] = parts[0]
-    for part in parts[1:]:
-        hyphenated = hyphenated.op("||")(literal("-")).op("||")(part)
-    return hyphenated
-
-
-_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
-
-
 # One round trip per batch on PostgreSQL: claim due holds (a sweeper skips those another
 # transaction holds; an inline reclaim waits for them, and the re-check after the wait drops
-# the ones that were expired meanwhile), mark them expired, write one `expire` movement per
-# line, then lock the touched levels in (SKU, location) order and give their `reserved`
-# back. `= ANY(ARRAY(...))` keeps the batch's lookups on the primary-key and line indexes
-# whatever the planner guesses about the CTEs' sizes. Rows leave the `locked` query sorted
-# and each is locked as it leaves, so the lock order is the order every other writer uses.
+# the ones that were expired meanwhile), mark them expired, then the ledger's write of their
+# lines. `= ANY(ARRAY(...))` keeps the batch's lookups on the primary-key and line indexes
+# whatever the planner guesses about the CTEs' sizes.
 _EXPIRE_ON_POSTGRES = """
 WITH claimed AS (
     SELECT r.id FROM reservations AS r
@@ -83,29 +52,7 @@ lines AS (
     FROM reservation_lines AS rl
     WHERE rl.reservation_id = ANY(ARRAY(SELECT id FROM expired))
 ),
-movement AS (
-    INSERT INTO stock_movements (sku_id, location_id, kind, on_hand_delta, reserved_delta,
-                                 allocated_delta, reason, reference, created_at)
-    SELECT sku_id, location_id, 'expire', 0, -quantity, 0, :reason,
-           CAST(reservation_id AS VARCHAR), :now
-    FROM lines
-),
-totals AS (
-    SELECT sku_id, location_id, sum(quantity) AS quantity FROM lines
-    GROUP BY sku_id, location_id
-),
-locked AS (
-    SELECT sl.id, totals.quantity FROM stock_levels AS sl
-    JOIN totals ON totals.sku_id = sl.sku_id AND totals.location_id = sl.location_id
-    ORDER BY sl.sku_id, sl.location_id
-    FOR UPDATE OF sl
-),
-returned AS (
-    UPDATE stock_levels AS sl
-    SET reserved = sl.reserved - locked.quantity, version = sl.version + 1, updated_at = :now
-    FROM locked WHERE sl.id = locked.id
-    RETURNING sl.id
-)
+{return_reserved}
 SELECT (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM returned) AS levels
 """
 
@@ -122,6 +69,7 @@ def _expire_on_postgres(*, limited: bool, by_sku: bool) -> TextClause:
             sku_filter=sku_filter,
             limit="LIMIT :limit" if limited else "",
             skip_locked="" if by_sku else "SKIP LOCKED",
+            return_reserved=ledger.RETURN_RESERVED_SQL.strip(),
         )
     )
     return statement.bindparams(bindparam("now", type_=UTCDateTime()))
@@ -189,68 +137,21 @@ async def expire_due_holds(
     if not expired_ids:
         return 0
 
-    lines_of_batch = reservation_lines.c.reservation_id.in_(expired_ids)
-    await session.execute(
-        movements.insert().from_select(
-            [
-                "sku_id",
-                "location_id",
-                "kind",
-                "on_hand_delta",
-                "reserved_delta",
-                "allocated_delta",
-                "reason",
-                "reference",
-                "created_at",
-            ],
-            select(
-                reservation_lines.c.sku_id,
-                reservation_lines.c.location_id,
-                literal(MovementKind.EXPIRE.value),
-                literal(0),
-                -reservation_lines.c.quantity,
-                literal(0),
-                literal(EXPIRY_REASON),
-                _reservation_id_text(),
-                literal(now, movements.c.created_at.type),
-            ).where(lines_of_batch),
-        )
-    )
-    totals = (
-        select(
-            reservation_lines.c.sku_id,
-            reservation_lines.c.location_id,
-            func.sum(reservation_lines.c.quantity).label("quantity"),
-        )
-        .where(lines_of_batch)
-        .group_by(reservation_lines.c.sku_id, reservation_lines.c.location_id)
-        .subquery("totals")
-    )
-    await session.execute(
-        update(levels)
-        .where(
-            levels.c.sku_id == totals.c.sku_id,
-            levels.c.location_id == totals.c.location_id,
-        )
-        .values(
-            reserved=levels.c.reserved - totals.c.quantity,
-            version=levels.c.version + 1,
-            updated_at=now,
-        )
-    )
+    await ledger.return_reserved(session, expired_ids, now=now, reason=EXPIRY_REASON)
     return len(expired_ids)
 
 
+async def _expire_batch(session: AsyncSession, batch_size: int) -> int:
+    return await expire_due_holds(session, now=utcnow(), limit=batch_size)
+
+
 async def sweep_expired_holds(db: Database, *, batch_size: int) -> int:
-    """Expire every due hold, one short transaction per batch. Safe to run in several
+    """Expire every due hold, one short unit of work per batch. Safe to run in several
     processes at once: each batch skips the holds another sweeper has claimed."""
-
-    async def _batch(session: AsyncSession) -> int:
-        return await expire_due_holds(session, now=utcnow(), limit=batch_size)
-
+    unit = UnitOfWork(db)
     total = 0
     while True:
-        expired = await db.run(_batch)
+        expired = await unit.run(_expire_batch, batch_size)
         total += expired
         if expired < batch_size:
             break

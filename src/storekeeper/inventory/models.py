@@ -1,7 +1,9 @@
 """Locations, stock levels, the append-only movement ledger, and reservations.
 
 A reservation is a hold (status `held`, with an expiry) or an allocation (`allocated`); a
-converted hold keeps its id and becomes an allocation.
+converted hold keeps its id and becomes an allocation. `available_units` is the one
+definition of a level's `available` figure, for SQL and for figures alike; the Core
+table handles at the end are what set-based statements are built on.
 """
 
 from __future__ import annotations
@@ -9,20 +11,53 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     String,
+    Table,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import Base, BigIntPK, TimestampMixin, utcnow
+
+
+def available_units(on_hand: Any, reserved: Any, allocated: Any) -> Any:
+    """What a stock level can still promise: on hand, less what is held and allocated.
+
+    The one definition of `available`: given a level's columns it is a SQL expression,
+    given its figures it is the figure.
+    """
+    return on_hand - reserved - allocated
+
+
+def available_of(level: Any) -> ColumnElement[int]:
+    """`available` of a `stock_levels` table or alias, as a SQL expression."""
+    expression: ColumnElement[int] = available_units(
+        level.c.on_hand, level.c.reserved, level.c.allocated
+    )
+    return expression
+
+
+def available_sql(alias: str | None = None) -> str:
+    """`available` as SQL text, for raw statements (`alias.on_hand - ...`) and the CHECK."""
+    prefix = f"{alias}." if alias else ""
+    return str(
+        available_units(
+            literal_column(f"{prefix}on_hand"),
+            literal_column(f"{prefix}reserved"),
+            literal_column(f"{prefix}allocated"),
+        )
+    )
 
 
 class ReservationStatus(StrEnum):
@@ -64,7 +99,7 @@ class StockLevel(Base):
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint("allocated >= 0", name="allocated_not_negative"),
-        CheckConstraint("on_hand - reserved - allocated >= 0", name="available_not_negative"),
+        CheckConstraint(f"{available_sql()} >= 0", name="available_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -153,3 +188,11 @@ class ReservationLine(Base):
     sku_id: Mapped[int] = mapped_column()
     location_id: Mapped[int] = mapped_column()
     quantity: Mapped[int] = mapped_column()
+
+
+# Core handles of the tables, for the set-based statements of the ledger, claims and reads.
+levels = cast(Table, StockLevel.__table__)
+movements = cast(Table, StockMovement.__table__)
+reservations = cast(Table, Reservation.__table__)
+reservation_lines = cast(Table, ReservationLine.__table__)
+locations = cast(Table, Location.__table__)

@@ -1,28 +1,24 @@
 """HTTP routes of the inventory domain (staff only).
 
-Routes that change stock run their work as one `Database.run` unit, so a lost optimistic
-race or a deadlock re-runs the whole unit instead of failing the request.
+Each route makes one service call through the request's unit of work and shapes the
+answer; the hold route's call is `fast_hold.place_hold`, which picks the one-statement path
+or the unit of work itself.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query, Response
 
 from storekeeper.accounts.dependencies import (
     AccessTokenSubject,
     SettingsDep,
     StaffUser,
-    UnitOfWorkUser,
-    is_staff,
-    load_caller,
+    StockPolicyDep,
 )
-from storekeeper.accounts.models import User
-from storekeeper.db import Database, DatabaseDep, SessionDep
+from storekeeper.db import UnitOfWorkDep
 from storekeeper.errors import (
     Conflict,
     Forbidden,
@@ -37,8 +33,9 @@ from storekeeper.errors import (
     problem_responses,
 )
 from storekeeper.idempotency import fingerprint
-from storekeeper.inventory import service
+from storekeeper.inventory import fast_hold, queries, service, stock
 from storekeeper.inventory.consistency import check_consistency
+from storekeeper.inventory.lines import RequestedLine
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import (
     AdjustmentIn,
@@ -78,16 +75,6 @@ AUTH = (Unauthorized, Forbidden)
 WRITE_ERRORS = (*AUTH, ValidationFailed, InsufficientStock, IdempotencyKeyReused, RetryableError)
 
 
-async def _staff_caller(user: UnitOfWorkUser) -> User:
-    if not is_staff(user):
-        raise Forbidden("Your role does not allow this.")
-    return user
-
-
-# The caller of a route whose work runs as `Database.run` units.
-StaffCaller = Annotated[User, Depends(_staff_caller)]
-
-
 # --- shaping responses -------------------------------------------------------------------
 
 
@@ -109,7 +96,7 @@ def _reservation_out(view: service.ReservationView) -> ReservationOut:
     )
 
 
-def _stock_out(stock: service.SkuStock) -> StockOut:
+def _stock_out(stock: queries.SkuStock) -> StockOut:
     return StockOut(
         sku=stock.sku,
         on_hand=stock.on_hand,
@@ -129,11 +116,11 @@ def _stock_out(stock: service.SkuStock) -> StockOut:
     )
 
 
-def _movement_out(movement: service.MovementView) -> MovementOut:
+def _movement_out(movement: queries.MovementView) -> MovementOut:
     return MovementOut(**vars(movement))
 
 
-def _items(items: list[ItemIn]) -> list[tuple[str, int, str | None]]:
+def _items(items: list[ItemIn]) -> list[RequestedLine]:
     return [(item.sku, item.quantity, item.location) for item in items]
 
 
@@ -154,9 +141,9 @@ def _reservation_cursor(view: service.ReservationView) -> list[str]:
 
 
 @router.get("/locations", response_model=list[LocationOut], responses=problem_responses(*AUTH))
-async def list_locations(session: SessionDep, _user: StaffUser) -> list[LocationOut]:
+async def list_locations(uow: UnitOfWorkDep, _user: StaffUser) -> list[LocationOut]:
     """Stock locations, highest priority first."""
-    locations = await service.list_locations(session)
+    locations = await uow.run(stock.list_locations)
     return [LocationOut.model_validate(location, from_attributes=True) for location in locations]
 
 
@@ -166,10 +153,10 @@ async def list_locations(session: SessionDep, _user: StaffUser) -> list[Location
     response_model=LocationOut,
     responses=problem_responses(*AUTH, ValidationFailed, Conflict),
 )
-async def create_location(body: LocationIn, session: SessionDep, _user: StaffUser) -> LocationOut:
+async def create_location(body: LocationIn, uow: UnitOfWorkDep, _user: StaffUser) -> LocationOut:
     """A new location; a higher `priority` is drawn from first."""
-    location = await service.create_location(
-        session, code=body.code, name=body.name, priority=body.priority
+    location = await uow.run(
+        stock.create_location, code=body.code, name=body.name, priority=body.priority
     )
     return LocationOut.model_validate(location, from_attributes=True)
 
@@ -183,7 +170,7 @@ async def create_location(body: LocationIn, session: SessionDep, _user: StaffUse
     responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
 async def availability(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     _user: StaffUser,
     sku: Annotated[
         list[SkuCode] | None, Query(max_length=200, description="SKU codes (at most 200).")
@@ -192,10 +179,14 @@ async def availability(
     cursor: CursorQuery = None,
 ) -> Page[StockOut]:
     """Stock of the named SKUs, or of every live SKU page by page."""
+    rows = await uow.run(
+        queries.availability,
+        codes=sku,
+        after_sku_id=None if sku else decode_id_cursor(cursor),
+        limit=limit + 1,
+    )
     if sku:
-        stocks = await service.stock_by_codes(session, sku)
-        return Page(items=[_stock_out(stock) for stock in stocks], next_cursor=None)
-    rows = await service.stock_page(session, after_sku_id=decode_id_cursor(cursor), limit=limit + 1)
+        return Page(items=[_stock_out(stock) for stock in rows], next_cursor=None)
     items, next_cursor = page_of(rows, limit, lambda stock: [stock.sku_id])
     return Page(items=[_stock_out(stock) for stock in items], next_cursor=next_cursor)
 
@@ -206,12 +197,12 @@ async def availability(
     responses=problem_responses(*AUTH, ValidationFailed),
 )
 async def movement_feed(
-    session: SessionDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
+    uow: UnitOfWorkDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> MovementFeedPage:
     """Every movement, oldest first. Follow `next_cursor` to the end, keep
     `resume_cursor`, and pass it as `cursor` later to receive only what came after."""
     after_id = decode_id_cursor(cursor, INT64_MAX)
-    rows = await service.movement_feed(session, after_id=after_id, limit=limit + 1)
+    rows = await uow.run(queries.movement_feed, after_id=after_id, limit=limit + 1)
     items, next_cursor = page_of(rows, limit, lambda movement: [movement.id])
     last_id = items[-1].id if items else after_id
     return MovementFeedPage(
@@ -226,9 +217,9 @@ async def movement_feed(
     response_model=ConsistencyReport,
     responses=problem_responses(*AUTH),
 )
-async def consistency(session: SessionDep, _user: StaffUser) -> ConsistencyReport:
+async def consistency(uow: UnitOfWorkDep, _user: StaffUser) -> ConsistencyReport:
     """Do the stock figures agree with the live reservations and with the ledger?"""
-    report = await check_consistency(session)
+    report = await uow.run(check_consistency)
     return ConsistencyReport(
         is_consistent=report.is_consistent,
         checked_at=report.checked_at,
@@ -252,46 +243,26 @@ async def consistency(session: SessionDep, _user: StaffUser) -> ConsistencyRepor
 async def create_hold(
     body: HoldIn,
     response: Response,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     caller_id: AccessTokenSubject,
+    policy: StockPolicyDep,
     settings: SettingsDep,
 ) -> ReservationOut:
     """Hold every line or none. The same `client_token` with the same body returns the
     existing hold (200); with another body, 422 `idempotency_key_reused`."""
     ttl_seconds = body.ttl_seconds or settings.default_hold_ttl_seconds
-    items = _items(body.items)
-    request_fingerprint = _request_fingerprint(
-        "hold", body.items, ttl_seconds=ttl_seconds, reference=body.reference
-    )
-    # The caller's account and role are checked inside the statement.
-    held = await service.hold_in_one_statement(
-        db,
-        items,
-        locking=settings.locking,
+    view = await fast_hold.place_hold(
+        uow,
+        policy,
+        caller_id,
+        _items(body.items),
         ttl_seconds=ttl_seconds,
         client_token=body.client_token,
-        request_fingerprint=request_fingerprint,
+        request_fingerprint=_request_fingerprint(
+            "hold", body.items, ttl_seconds=ttl_seconds, reference=body.reference
+        ),
         reference=body.reference,
-        actor_id=caller_id,
     )
-    if held is not None:
-        return _reservation_out(held)
-    user = await _staff_caller(await load_caller(db, caller_id))
-
-    async def work(session: AsyncSession) -> service.ReservationView:
-        return await service.create_hold(
-            session,
-            items,
-            ttl_seconds=ttl_seconds,
-            locking=settings.locking,
-            client_token=body.client_token,
-            request_fingerprint=request_fingerprint,
-            reference=body.reference,
-            actor_id=user.id,
-            optimistic_retries=settings.optimistic_max_retries,
-        )
-
-    view = await db.run(work)
     if not view.created:
         response.status_code = 200
     return _reservation_out(view)
@@ -303,7 +274,7 @@ async def create_hold(
     responses=problem_responses(*AUTH, ValidationFailed),
 )
 async def list_holds(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     _user: StaffUser,
     status: ReservationStatus | None = None,
     sku: SkuInQuery = None,
@@ -312,7 +283,7 @@ async def list_holds(
 ) -> Page[ReservationOut]:
     """Holds (converted ones included), newest first."""
     return await _reservation_page(
-        session, holds=True, status=status, sku=sku, limit=limit, cursor=cursor
+        uow, holds=True, status=status, sku=sku, limit=limit, cursor=cursor
     )
 
 
@@ -321,12 +292,12 @@ async def list_holds(
     response_model=ReservationOut,
     responses=problem_responses(*AUTH, NotFound),
 )
-async def get_hold(hold_id: uuid.UUID, session: SessionDep, _user: StaffUser) -> ReservationOut:
-    return _reservation_out(await service.get_reservation(session, hold_id))
+async def get_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, _user: StaffUser) -> ReservationOut:
+    return _reservation_out(await uow.run(service.get_reservation, hold_id))
 
 
 async def _reservation_page(
-    session: AsyncSession,
+    uow: UnitOfWorkDep,
     *,
     holds: bool,
     status: ReservationStatus | None,
@@ -334,8 +305,8 @@ async def _reservation_page(
     limit: int,
     cursor: str | None,
 ) -> Page[ReservationOut]:
-    views = await service.list_reservations(
-        session,
+    views = await uow.run(
+        service.list_reservations,
         holds=holds,
         status=status.value if status else None,
         sku_code=sku,
@@ -346,29 +317,15 @@ async def _reservation_page(
     return Page(items=[_reservation_out(view) for view in items], next_cursor=next_cursor)
 
 
-async def _status_change(
-    db: Database,
-    change: Callable[[AsyncSession], Awaitable[Any]],
-) -> service.ReservationView:
-    async def work(session: AsyncSession) -> service.ReservationView:
-        reservation = await change(session)
-        (view,) = await service.views_of(session, [reservation])
-        return view
-
-    return await db.run(work)
-
-
 @router.post(
     "/inventory/holds/{hold_id}/convert",
     response_model=ReservationOut,
     responses=problem_responses(*AUTH, NotFound, HoldExpired, InvalidTransition, RetryableError),
 )
-async def convert_hold(hold_id: uuid.UUID, db: DatabaseDep, user: StaffCaller) -> ReservationOut:
+async def convert_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser) -> ReservationOut:
     """Held → allocated (same id). Past `expires_at`: 409 `hold_expired`, and the hold's
     stock is returned (that part is committed)."""
-    view = await _status_change(
-        db, lambda session: service.convert_hold(session, hold_id, actor_id=user.id)
-    )
+    view = await uow.run(service.change_reservation, hold_id, "convert", actor_id=user.id)
     if view.reservation.status == ReservationStatus.EXPIRED:
         raise HoldExpired()
     return _reservation_out(view)
@@ -379,11 +336,9 @@ async def convert_hold(hold_id: uuid.UUID, db: DatabaseDep, user: StaffCaller) -
     response_model=ReservationOut,
     responses=problem_responses(*AUTH, NotFound, InvalidTransition, RetryableError),
 )
-async def release_hold(hold_id: uuid.UUID, db: DatabaseDep, user: StaffCaller) -> ReservationOut:
+async def release_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser) -> ReservationOut:
     """Held → released: the stock is available again."""
-    view = await _status_change(
-        db, lambda session: service.release_hold(session, hold_id, actor_id=user.id)
-    )
+    view = await uow.run(service.change_reservation, hold_id, "release", actor_id=user.id)
     return _reservation_out(view)
 
 
@@ -402,27 +357,22 @@ async def release_hold(hold_id: uuid.UUID, db: DatabaseDep, user: StaffCaller) -
 async def create_allocation(
     body: AllocationIn,
     response: Response,
-    db: DatabaseDep,
-    user: StaffCaller,
-    settings: SettingsDep,
+    uow: UnitOfWorkDep,
+    user: StaffUser,
+    policy: StockPolicyDep,
 ) -> ReservationOut:
     """Allocate every line or none (no expiry); idempotent by `client_token` like holds."""
-    items = _items(body.items)
-    request_fingerprint = _request_fingerprint("allocation", body.items, reference=body.reference)
-
-    async def work(session: AsyncSession) -> service.ReservationView:
-        return await service.create_allocation(
-            session,
-            items,
-            locking=settings.locking,
-            client_token=body.client_token,
-            request_fingerprint=request_fingerprint,
-            reference=body.reference,
-            actor_id=user.id,
-            optimistic_retries=settings.optimistic_max_retries,
-        )
-
-    view = await db.run(work)
+    view = await uow.run(
+        service.create_allocation,
+        _items(body.items),
+        client_token=body.client_token,
+        request_fingerprint=_request_fingerprint(
+            "allocation", body.items, reference=body.reference
+        ),
+        reference=body.reference,
+        actor_id=user.id,
+        policy=policy,
+    )
     if not view.created:
         response.status_code = 200
     return _reservation_out(view)
@@ -434,7 +384,7 @@ async def create_allocation(
     responses=problem_responses(*AUTH, ValidationFailed),
 )
 async def list_allocations(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     _user: StaffUser,
     status: ReservationStatus | None = None,
     sku: SkuInQuery = None,
@@ -443,7 +393,7 @@ async def list_allocations(
 ) -> Page[ReservationOut]:
     """Allocations (allocated, fulfilled or cancelled), newest first."""
     return await _reservation_page(
-        session, holds=False, status=status, sku=sku, limit=limit, cursor=cursor
+        uow, holds=False, status=status, sku=sku, limit=limit, cursor=cursor
     )
 
 
@@ -453,9 +403,9 @@ async def list_allocations(
     responses=problem_responses(*AUTH, NotFound),
 )
 async def get_allocation(
-    allocation_id: uuid.UUID, session: SessionDep, _user: StaffUser
+    allocation_id: uuid.UUID, uow: UnitOfWorkDep, _user: StaffUser
 ) -> ReservationOut:
-    return _reservation_out(await service.get_reservation(session, allocation_id))
+    return _reservation_out(await uow.run(service.get_reservation, allocation_id))
 
 
 @router.post(
@@ -464,13 +414,10 @@ async def get_allocation(
     responses=problem_responses(*AUTH, NotFound, InvalidTransition, Conflict, RetryableError),
 )
 async def fulfil_allocation(
-    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller
+    allocation_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser
 ) -> ReservationOut:
     """Allocated → fulfilled: the units leave `on_hand` and `allocated`."""
-    view = await _status_change(
-        db,
-        lambda session: service.fulfil_allocation(session, allocation_id, actor_id=user.id),
-    )
+    view = await uow.run(service.change_reservation, allocation_id, "fulfil", actor_id=user.id)
     return _reservation_out(view)
 
 
@@ -480,13 +427,10 @@ async def fulfil_allocation(
     responses=problem_responses(*AUTH, NotFound, InvalidTransition, Conflict, RetryableError),
 )
 async def cancel_allocation(
-    allocation_id: uuid.UUID, db: DatabaseDep, user: StaffCaller
+    allocation_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser
 ) -> ReservationOut:
     """Allocated → cancelled: the units are available again."""
-    view = await _status_change(
-        db,
-        lambda session: service.cancel_allocation(session, allocation_id, actor_id=user.id),
-    )
+    view = await uow.run(service.change_reservation, allocation_id, "cancel", actor_id=user.id)
     return _reservation_out(view)
 
 
@@ -498,10 +442,10 @@ async def cancel_allocation(
     response_model=StockOut,
     responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
-async def stock_of_sku(sku: SkuInPath, session: SessionDep, _user: StaffUser) -> StockOut:
+async def stock_of_sku(sku: SkuInPath, uow: UnitOfWorkDep, _user: StaffUser) -> StockOut:
     """The SKU's stock in total and per location."""
-    (stock,) = await service.stock_by_codes(session, [sku])
-    return _stock_out(stock)
+    (figures,) = await uow.run(queries.stock_by_codes, [sku])
+    return _stock_out(figures)
 
 
 @router.post(
@@ -513,26 +457,21 @@ async def stock_of_sku(sku: SkuInPath, session: SessionDep, _user: StaffUser) ->
 async def adjust_stock(
     sku: SkuInPath,
     body: AdjustmentIn,
-    db: DatabaseDep,
-    user: StaffCaller,
-    settings: SettingsDep,
+    uow: UnitOfWorkDep,
+    user: StaffUser,
+    policy: StockPolicyDep,
 ) -> AdjustmentOut:
     """Receive (`delta` > 0) or remove stock; a removal may not take `available` below 0."""
-
-    async def work(session: AsyncSession) -> service.Adjustment:
-        return await service.adjust_stock(
-            session,
-            sku,
-            delta=body.delta,
-            reason=body.reason,
-            location_code=body.location,
-            note=body.note,
-            actor_id=user.id,
-            locking=settings.locking,
-            optimistic_retries=settings.optimistic_max_retries,
-        )
-
-    adjustment = await db.run(work)
+    adjustment = await uow.run(
+        stock.adjust_stock,
+        sku,
+        delta=body.delta,
+        reason=body.reason,
+        location_code=body.location,
+        note=body.note,
+        actor_id=user.id,
+        policy=policy,
+    )
     written, entry, deltas = adjustment.written, adjustment.entry, adjustment.deltas
     return AdjustmentOut(
         movement=MovementOut(
@@ -555,7 +494,7 @@ async def adjust_stock(
             on_hand=written.on_hand,
             reserved=written.reserved,
             allocated=written.allocated,
-            available=written.on_hand - written.reserved - written.allocated,
+            available=written.available,
             version=written.version,
         ),
     )
@@ -568,14 +507,17 @@ async def adjust_stock(
 )
 async def movements_of_sku(
     sku: SkuInPath,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     _user: StaffUser,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[MovementOut]:
     """The SKU's ledger, newest first."""
-    before_id = decode_id_cursor(cursor, INT64_MAX)
-    sku_id, _code = await service.sku_by_code(session, sku)
-    rows = await service.movements_of_sku(session, sku_id, before_id=before_id, limit=limit + 1)
+    rows = await uow.run(
+        queries.movements_of_sku,
+        sku,
+        before_id=decode_id_cursor(cursor, INT64_MAX),
+        limit=limit + 1,
+    )
     items, next_cursor = page_of(rows, limit, lambda movement: [movement.id])
     return Page(items=[_movement_out(m) for m in items], next_cursor=next_cursor)

@@ -1,7 +1,8 @@
 """HTTP routes of carts, checkout and orders.
 
-Routes that write run their work as one `Database.run` unit, so a lost optimistic race or a
-deadlock re-runs the whole unit (cart, allocation and order together) instead of failing.
+Each route makes one service call through the request's unit of work and shapes the answer;
+a lost optimistic race or a deadlock re-runs the whole unit (cart, allocation and order
+together) instead of failing.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from storekeeper.accounts.dependencies import CurrentUser, SettingsDep, UnitOfWorkUser
-from storekeeper.catalog.schemas import MAX_ID
-from storekeeper.db import DatabaseDep, SessionDep
+from storekeeper.accounts.dependencies import CurrentUser, SettingsDep, StockPolicyDep
+from storekeeper.db import UnitOfWorkDep, WritingUnitOfWorkDep
 from storekeeper.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -41,7 +40,7 @@ from storekeeper.orders.schemas import (
     ShippingAddressOut,
     StatusChangeIn,
 )
-from storekeeper.pagination import CursorQuery, LimitQuery, Page
+from storekeeper.pagination import MAX_ID, CursorQuery, LimitQuery, Page
 
 router = APIRouter()
 
@@ -134,20 +133,10 @@ def order_out(view: service.OrderView) -> OrderOut:
     response_model=CartOut,
     responses=problem_responses(Unauthorized),
 )
-async def read_cart(db: DatabaseDep, user: UnitOfWorkUser, settings: SettingsDep) -> CartOut:
+async def read_cart(uow: WritingUnitOfWorkDep, user: CurrentUser, settings: SettingsDep) -> CartOut:
     """Your cart with current prices and availability (created on first use)."""
-    async with db.transaction(write=False) as session:
-        cart = await service.find_cart(session, user.id)
-        if cart is not None:
-            return _cart_out(
-                await service.cart_view(session, cart, default_currency=settings.default_currency)
-            )
-
-    async def work(session: AsyncSession) -> service.CartView:
-        cart = await service.get_or_create_cart(session, user.id)
-        return await service.cart_view(session, cart, default_currency=settings.default_currency)
-
-    return _cart_out(await db.run(work))
+    view = await uow.run(service.my_cart, user.id, default_currency=settings.default_currency)
+    return _cart_out(view)
 
 
 @router.post(
@@ -158,18 +147,18 @@ async def read_cart(db: DatabaseDep, user: UnitOfWorkUser, settings: SettingsDep
     responses=problem_responses(Unauthorized, ValidationFailed, RetryableError),
 )
 async def add_cart_item(
-    body: CartItemIn, db: DatabaseDep, user: UnitOfWorkUser, settings: SettingsDep
+    body: CartItemIn, uow: UnitOfWorkDep, user: CurrentUser, settings: SettingsDep
 ) -> CartOut:
     """Put a SKU in your cart; a SKU already there has its quantity raised. Unknown or
     deleted SKU: 422. Answers with the whole cart."""
-
-    async def work(session: AsyncSession) -> service.CartView:
-        cart = await service.add_cart_item(
-            session, user_id=user.id, sku=body.sku, quantity=body.quantity
-        )
-        return await service.cart_view(session, cart, default_currency=settings.default_currency)
-
-    return _cart_out(await db.run(work))
+    view = await uow.run(
+        service.add_cart_item,
+        user_id=user.id,
+        sku=body.sku,
+        quantity=body.quantity,
+        default_currency=settings.default_currency,
+    )
+    return _cart_out(view)
 
 
 @router.patch(
@@ -181,19 +170,19 @@ async def add_cart_item(
 async def update_cart_item(
     item_id: uuid.UUID,
     body: CartItemUpdate,
-    db: DatabaseDep,
-    user: UnitOfWorkUser,
+    uow: UnitOfWorkDep,
+    user: CurrentUser,
     settings: SettingsDep,
 ) -> CartOut:
     """Set the quantity of one of your cart's lines."""
-
-    async def work(session: AsyncSession) -> service.CartView:
-        cart = await service.update_cart_item(
-            session, user_id=user.id, item_id=item_id, quantity=body.quantity
-        )
-        return await service.cart_view(session, cart, default_currency=settings.default_currency)
-
-    return _cart_out(await db.run(work))
+    view = await uow.run(
+        service.update_cart_item,
+        user_id=user.id,
+        item_id=item_id,
+        quantity=body.quantity,
+        default_currency=settings.default_currency,
+    )
+    return _cart_out(view)
 
 
 @router.delete(
@@ -202,13 +191,9 @@ async def update_cart_item(
     status_code=204,
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed, RetryableError),
 )
-async def remove_cart_item(item_id: uuid.UUID, db: DatabaseDep, user: UnitOfWorkUser) -> Response:
+async def remove_cart_item(item_id: uuid.UUID, uow: UnitOfWorkDep, user: CurrentUser) -> Response:
     """Take a line out of your cart."""
-
-    async def work(session: AsyncSession) -> None:
-        await service.remove_cart_item(session, user_id=user.id, item_id=item_id)
-
-    await db.run(work)
+    await uow.run(service.remove_cart_item, user_id=user.id, item_id=item_id)
     return Response(status_code=204)
 
 
@@ -221,28 +206,22 @@ async def remove_cart_item(item_id: uuid.UUID, db: DatabaseDep, user: UnitOfWork
 )
 async def checkout(
     response: Response,
-    db: DatabaseDep,
-    user: UnitOfWorkUser,
-    settings: SettingsDep,
+    uow: UnitOfWorkDep,
+    user: CurrentUser,
+    policy: StockPolicyDep,
     idempotency_key: IdempotencyKeyHeader = None,
     body: Annotated[CheckoutIn | None, Body()] = None,
 ) -> OrderOut:
     """Turn your cart into an order in one transaction: every line is allocated at its
     current price, the cart is emptied. A short line: 409 `insufficient_stock` listing
     every short line, and nothing changes (the cart is kept). Empty cart: 422."""
-    shipping_address_id = body.shipping_address_id if body is not None else None
-
-    async def work(session: AsyncSession) -> service.OrderView:
-        return await service.checkout(
-            session,
-            user=user,
-            shipping_address_id=shipping_address_id,
-            idempotency_key=idempotency_key,
-            locking=settings.locking,
-            optimistic_retries=settings.optimistic_max_retries,
-        )
-
-    view = await db.run(work)
+    view = await uow.run(
+        service.checkout,
+        user=user,
+        shipping_address_id=body.shipping_address_id if body is not None else None,
+        idempotency_key=idempotency_key,
+        policy=policy,
+    )
     if not view.created:
         response.status_code = 200
     return order_out(view)
@@ -261,28 +240,22 @@ async def checkout(
 async def place_order(
     body: OrderIn,
     response: Response,
-    db: DatabaseDep,
-    user: UnitOfWorkUser,
-    settings: SettingsDep,
+    uow: UnitOfWorkDep,
+    user: CurrentUser,
+    policy: StockPolicyDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderOut:
     """An order of explicit lines, stock allocated (all lines or none). Customers order for
     themselves; staff may pass `user_id` to order for a customer."""
-    items = [(item.sku, item.quantity) for item in body.items]
-
-    async def work(session: AsyncSession) -> service.OrderView:
-        return await service.place_order(
-            session,
-            actor=user,
-            items=items,
-            user_id=body.user_id,
-            shipping_address_id=body.shipping_address_id,
-            idempotency_key=idempotency_key,
-            locking=settings.locking,
-            optimistic_retries=settings.optimistic_max_retries,
-        )
-
-    view = await db.run(work)
+    view = await uow.run(
+        service.place_order,
+        actor=user,
+        items=[(item.sku, item.quantity) for item in body.items],
+        user_id=body.user_id,
+        shipping_address_id=body.shipping_address_id,
+        idempotency_key=idempotency_key,
+        policy=policy,
+    )
     if not view.created:
         response.status_code = 200
     return order_out(view)
@@ -295,7 +268,7 @@ async def place_order(
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
 async def list_orders(
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     user: CurrentUser,
     status: OrderStatus | None = None,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -304,8 +277,8 @@ async def list_orders(
 ) -> Page[OrderOut]:
     """Orders, newest first. Customers see only their own; staff see all and may filter by
     `user_id`."""
-    page = await service.list_orders(
-        session, viewer=user, status=status, user_id=user_id, limit=limit, cursor=cursor
+    page = await uow.run(
+        service.list_orders, viewer=user, status=status, user_id=user_id, limit=limit, cursor=cursor
     )
     return Page(items=[order_out(view) for view in page.items], next_cursor=page.next_cursor)
 
@@ -316,8 +289,8 @@ async def list_orders(
     response_model=OrderOut,
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
-async def read_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderOut:
-    return order_out(await service.get_order(session, order_id, viewer=user))
+async def read_order(order_id: uuid.UUID, uow: UnitOfWorkDep, user: CurrentUser) -> OrderOut:
+    return order_out(await uow.run(service.get_order, order_id, viewer=user))
 
 
 @router.patch(
@@ -337,21 +310,18 @@ async def read_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser
 async def change_order_status(
     order_id: uuid.UUID,
     body: StatusChangeIn,
-    db: DatabaseDep,
-    user: UnitOfWorkUser,
+    uow: UnitOfWorkDep,
+    user: CurrentUser,
 ) -> OrderOut:
     """pending → paid, pending → shipped, paid → shipped, pending → cancelled, paid →
     cancelled; shipped and cancelled are final. Shipping fulfils the order's stock,
     cancelling returns it. Customers may only cancel their own orders. A stale `version`:
     409 `version_conflict`."""
-
-    async def work(session: AsyncSession) -> service.OrderView:
-        return await service.change_order_status(
-            session,
-            order_id,
-            status=body.status,
-            version=body.version,
-            actor=user,
-        )
-
-    return order_out(await db.run(work))
+    view = await uow.run(
+        service.change_order_status,
+        order_id,
+        status=body.status,
+        version=body.version,
+        actor=user,
+    )
+    return order_out(view)

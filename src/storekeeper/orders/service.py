@@ -26,11 +26,11 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.accounts import service as accounts
-from storekeeper.accounts.dependencies import is_staff
 from storekeeper.accounts.models import User
+from storekeeper.accounts.policy import is_staff
 from storekeeper.catalog.models import Product, Sku
-from storekeeper.config import LockingStrategy
-from storekeeper.db import utcnow
+from storekeeper.config import StockPolicy
+from storekeeper.db import after_commit, dialect_insert, utcnow
 from storekeeper.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -41,15 +41,16 @@ from storekeeper.errors import (
 )
 from storekeeper.idempotency import fingerprint
 from storekeeper.inventory import service as inventory
-from storekeeper.inventory.levels import dialect_insert
-from storekeeper.inventory.queries import available_by_sku
-from storekeeper.inventory.service import (
-    DEFAULT_OPTIMISTIC_RETRIES,
+from storekeeper.inventory.lines import (
     MAX_LINES,
     MAX_QUANTITY,
     StockLine,
+    check_quantity,
+    check_shape,
 )
-from storekeeper.orders.metrics import ORDER_STATUS_CHANGES, ORDERS_CREATED, count_after_commit
+from storekeeper.inventory.queries import available_by_sku
+from storekeeper.inventory.service import DEFAULT_POLICY
+from storekeeper.orders.metrics import ORDER_STATUS_CHANGES, ORDERS_CREATED
 from storekeeper.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
 from storekeeper.pagination import (
     DEFAULT_LIMIT,
@@ -224,10 +225,18 @@ async def cart_view(session: AsyncSession, cart: Cart, *, default_currency: str)
     return CartView(cart, lines, currency)
 
 
-async def add_cart_item(session: AsyncSession, *, user_id: int, sku: str, quantity: int) -> Cart:
-    """Put `quantity` of a live SKU in the cart; a SKU already there gets its line raised."""
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise ValidationFailed.field(["body", "quantity"], f"quantity must be 1 to {MAX_QUANTITY}")
+async def my_cart(session: AsyncSession, user_id: int, *, default_currency: str) -> CartView:
+    """The user's cart as `cart_view` shows it, created on first use."""
+    cart = await find_cart(session, user_id) or await get_or_create_cart(session, user_id)
+    return await cart_view(session, cart, default_currency=default_currency)
+
+
+async def add_cart_item(
+    session: AsyncSession, *, user_id: int, sku: str, quantity: int, default_currency: str
+) -> CartView:
+    """Put `quantity` of a live SKU in the cart; a SKU already there gets its line raised.
+    Answers with the whole cart."""
+    check_quantity(quantity, ["body", "quantity"])
     cart = await _locked_cart(session, user_id)
     code = sku.upper()
     found = (
@@ -270,15 +279,20 @@ async def add_cart_item(session: AsyncSession, *, user_id: int, sku: str, quanti
         raise ValidationFailed.field(
             ["body", "quantity"], f"the line would exceed {MAX_QUANTITY} units"
         )
-    return cart
+    return await cart_view(session, cart, default_currency=default_currency)
 
 
 async def update_cart_item(
-    session: AsyncSession, *, user_id: int, item_id: uuid.UUID, quantity: int
-) -> Cart:
-    """Set a line's quantity; another user's item is indistinguishable from a missing one."""
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise ValidationFailed.field(["body", "quantity"], f"quantity must be 1 to {MAX_QUANTITY}")
+    session: AsyncSession,
+    *,
+    user_id: int,
+    item_id: uuid.UUID,
+    quantity: int,
+    default_currency: str,
+) -> CartView:
+    """Set a line's quantity; another user's item is indistinguishable from a missing one.
+    Answers with the whole cart."""
+    check_quantity(quantity, ["body", "quantity"])
     cart = await _locked_cart(session, user_id)
     changed = await session.execute(
         update(CartItem)
@@ -289,7 +303,7 @@ async def update_cart_item(
     )
     if changed.one_or_none() is None:
         raise NotFound("No such cart item.")
-    return cart
+    return await cart_view(session, cart, default_currency=default_currency)
 
 
 async def remove_cart_item(session: AsyncSession, *, user_id: int, item_id: uuid.UUID) -> None:
@@ -382,22 +396,8 @@ async def _priced_lines(
     session: AsyncSession, items: Sequence[tuple[str, int]]
 ) -> list[_PricedLine]:
     """Validate explicit `(sku code, quantity)` lines and price them, in request order."""
-    if not items:
-        raise ValidationFailed.field(["body", "items"], "at least one line is required")
-    if len(items) > MAX_LINES:
-        raise ValidationFailed.field(["body", "items"], f"at most {MAX_LINES} lines per order")
     codes = [code.upper() for code, _ in items]
-    seen: set[str] = set()
-    for index, (code, (_, quantity)) in enumerate(zip(codes, items, strict=True)):
-        if not 1 <= quantity <= MAX_QUANTITY:
-            raise ValidationFailed.field(
-                ["body", "items", index, "quantity"], f"quantity must be 1 to {MAX_QUANTITY}"
-            )
-        if code in seen:
-            raise ValidationFailed.field(
-                ["body", "items", index, "sku"], "the same SKU appears twice in one order"
-            )
-        seen.add(code)
+    check_shape(len(items), [quantity for _, quantity in items], codes, loc=["body"], per="order")
     rows = await session.execute(
         select(Sku.id, Sku.code, Sku.price_cents, Sku.currency, Sku.is_deleted, Product.name)
         .join(Product, Product.id == Sku.product_id)
@@ -426,8 +426,7 @@ async def _create_order(
     shipping_address: dict[str, Any] | None,
     idempotency_key: str | None,
     request_fingerprint: str,
-    locking: LockingStrategy,
-    optimistic_retries: int,
+    policy: StockPolicy,
 ) -> OrderView:
     """Allocate every line (all or none) and write the order with its price snapshot."""
     currencies = sorted({line.currency for line in lines})
@@ -448,12 +447,11 @@ async def _create_order(
         allocation = await inventory.allocate_stock(
             session,
             [StockLine(line.sku_id, line.quantity) for line in lines],
-            locking=locking,
             client_token=client_token,
             request_fingerprint=request_fingerprint,
             reference=f"order:{order_id}",
             actor_id=actor.id,
-            optimistic_retries=optimistic_retries,
+            policy=policy,
             managed_by=ALLOCATION_MANAGER,
         )
     except IdempotencyKeyReused:
@@ -503,7 +501,7 @@ async def _create_order(
     ]
     session.add_all(order_lines)
     await session.flush()
-    count_after_commit(session, ORDERS_CREATED.labels(source=source).inc)
+    after_commit(session, ORDERS_CREATED.labels(source=source).inc)
     return OrderView(order, order_lines, created=True)
 
 
@@ -513,8 +511,7 @@ async def checkout(
     user: User,
     shipping_address_id: int | None = None,
     idempotency_key: str | None = None,
-    locking: LockingStrategy = LockingStrategy.ATOMIC,
-    optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+    policy: StockPolicy = DEFAULT_POLICY,
 ) -> OrderView:
     """Turn the user's cart into an order in the caller's unit of work: validate every
     line, allocate them all, snapshot prices, names and the address, empty the cart.
@@ -570,8 +567,7 @@ async def checkout(
         shipping_address=address,
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
-        locking=locking,
-        optimistic_retries=optimistic_retries,
+        policy=policy,
     )
     if view.created:
         await session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))
@@ -586,8 +582,7 @@ async def place_order(
     user_id: int | None = None,
     shipping_address_id: int | None = None,
     idempotency_key: str | None = None,
-    locking: LockingStrategy = LockingStrategy.ATOMIC,
-    optimistic_retries: int = DEFAULT_OPTIMISTIC_RETRIES,
+    policy: StockPolicy = DEFAULT_POLICY,
 ) -> OrderView:
     """An order of explicit `(sku code, quantity)` lines, stock allocated, for the actor or
     (staff only) for `user_id`. Idempotent by `idempotency_key` like `checkout`: the same
@@ -611,8 +606,7 @@ async def place_order(
         shipping_address=address,
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
-        locking=locking,
-        optimistic_retries=optimistic_retries,
+        policy=policy,
     )
 
 
@@ -756,5 +750,5 @@ async def change_order_status(
             .execution_options(synchronize_session=False, populate_existing=True)
         )
     ).one()
-    count_after_commit(session, ORDER_STATUS_CHANGES.labels(status=target.value).inc)
+    after_commit(session, ORDER_STATUS_CHANGES.labels(status=target.value).inc)
     return await _view(session, changed)

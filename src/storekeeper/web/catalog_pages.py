@@ -18,15 +18,16 @@ from starlette.responses import Response
 from storekeeper.catalog import service as catalog
 from storekeeper.catalog.models import Category
 from storekeeper.catalog.schemas import CategoryCreate, CategoryUpdate, IdPath
-from storekeeper.db import DatabaseDep
-from storekeeper.errors import StorekeeperError, ValidationFailed, VersionConflict
+from storekeeper.db import UnitOfWork, UnitOfWorkDep
+from storekeeper.errors import ValidationFailed, VersionConflict
 from storekeeper.web.dependencies import StaffForm, StaffUser
 from storekeeper.web.forms import (
     FORM_ERROR,
-    STALE_EDIT,
     FormInvalid,
+    Refusal,
+    attempt,
     build,
-    refusal_errors,
+    form_refusal,
     text,
 )
 from storekeeper.web.routing import WebRoute, see_other
@@ -69,9 +70,14 @@ def category_choices(categories: list[Category]) -> list[CategoryChoice]:
     return sorted(choices, key=lambda choice: choice.label.lower())
 
 
+async def live_category_choices(session: AsyncSession) -> list[CategoryChoice]:
+    """The choices of every live category, for a select."""
+    return category_choices(await all_categories(session, include_deleted=False))
+
+
 async def _tree_page(
     request: Request,
-    db: DatabaseDep,
+    uow: UnitOfWork,
     *,
     show_deleted: bool,
     errors: dict[str, str] | None = None,
@@ -79,8 +85,7 @@ async def _tree_page(
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with db.transaction(write=False) as session:
-        categories = await all_categories(session, include_deleted=show_deleted)
+    categories = await uow.run(all_categories, include_deleted=show_deleted)
     return render(
         request,
         "catalog/categories.html",
@@ -101,20 +106,20 @@ async def _tree_page(
 async def categories_page(
     request: Request,
     _user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     deleted: Annotated[bool, Query()] = False,
 ) -> Response:
-    return await _tree_page(request, db, show_deleted=deleted)
+    return await _tree_page(request, uow, show_deleted=deleted)
 
 
 def _parent_id(raw: str) -> int | str | None:
     return raw or None
 
 
-async def _change(
+async def _answer(
     request: Request,
-    db: DatabaseDep,
-    work: Any,
+    uow: UnitOfWork,
+    outcome: object,
     *,
     done: str,
     error_for: int | None,
@@ -122,65 +127,68 @@ async def _change(
     show_deleted: bool = False,
     message_field: str = FORM_ERROR,
 ) -> Response:
-    """Run one change in its own unit of work; on refusal show the tree again with the
-    message next to the form that asked for it (the unit of work has rolled back)."""
-    try:
-        await db.run(work)
-    except FormInvalid as invalid:
-        errors, status = invalid.errors, 422
-    except ValidationFailed as refused:
-        errors, status = refusal_errors(refused), 422
-    except VersionConflict:
-        errors, status = {FORM_ERROR: STALE_EDIT}, 409
-    except StorekeeperError as refused:
-        errors, status = {message_field: refused.detail}, refused.status_code
-    else:
+    """The answer to one change: the tree with `done` as its note, or, when the change was
+    refused (the unit of work has rolled back), the tree again with the message next to the
+    form that asked for it (`message_field` for a refusal that is not about the form's
+    values or version)."""
+    if not isinstance(outcome, Refusal):
         response = see_other(CATEGORIES_PATH + ("?deleted=true" if show_deleted else ""))
         set_flash(response, settings_of(request), done)
         return response
+    errors = outcome.errors
+    if outcome.error is not None and not isinstance(
+        outcome.error, ValidationFailed | VersionConflict
+    ):
+        errors = {message_field: outcome.error.detail}
     return await _tree_page(
         request,
-        db,
+        uow,
         show_deleted=show_deleted,
         errors=errors,
         error_for=error_for,
         values=values,
-        status_code=status,
+        status_code=outcome.status,
     )
 
 
 @router.post("/categories")
-async def create_category(request: Request, db: DatabaseDep, form: StaffForm) -> Response:
+async def create_category(request: Request, uow: UnitOfWorkDep, form: StaffForm) -> Response:
     values = {
         "name": text(form, "name"),
         "description": text(form, "description") or None,
         "parent_id": _parent_id(text(form, "parent_id")),
     }
-
-    async def work(session: AsyncSession) -> None:
-        await catalog.create_category(session, build(CategoryCreate, values))
-
+    outcome: Category | Refusal
+    try:
+        data = build(CategoryCreate, values)
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(uow, catalog.create_category, data)
     done = f"Category “{values['name']}” created."
-    return await _change(request, db, work, done=done, error_for=None, values=values)
+    return await _answer(request, uow, outcome, done=done, error_for=None, values=values)
 
 
 @router.post("/categories/{category_id}")
 async def update_category(
-    request: Request, category_id: IdPath, db: DatabaseDep, form: StaffForm
+    request: Request, category_id: IdPath, uow: UnitOfWorkDep, form: StaffForm
 ) -> Response:
     values = {
         "name": text(form, "name"),
         "parent_id": _parent_id(text(form, "parent_id")),
         "version": text(form, "version"),
     }
-
-    async def work(session: AsyncSession) -> None:
-        await catalog.update_category(session, category_id, build(CategoryUpdate, values))
-
-    return await _change(
+    outcome: Category | Refusal
+    try:
+        data = build(CategoryUpdate, values)
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(uow, catalog.update_category, category_id, data)
+    return await _answer(
         request,
-        db,
-        work,
+        uow,
+        outcome,
         done=f"Category “{values['name']}” saved.",
         error_for=category_id,
         values=values,
@@ -189,15 +197,13 @@ async def update_category(
 
 @router.post("/categories/{category_id}/delete")
 async def delete_category(
-    request: Request, category_id: IdPath, db: DatabaseDep, _form: StaffForm
+    request: Request, category_id: IdPath, uow: UnitOfWorkDep, _form: StaffForm
 ) -> Response:
-    async def work(session: AsyncSession) -> None:
-        await catalog.delete_category(session, category_id)
-
-    return await _change(
+    outcome = await attempt(uow, catalog.delete_category, category_id)
+    return await _answer(
         request,
-        db,
-        work,
+        uow,
+        outcome,
         done="Category deleted.",
         error_for=category_id,
         values={},
@@ -207,15 +213,13 @@ async def delete_category(
 
 @router.post("/categories/{category_id}/restore")
 async def restore_category(
-    request: Request, category_id: IdPath, db: DatabaseDep, _form: StaffForm
+    request: Request, category_id: IdPath, uow: UnitOfWorkDep, _form: StaffForm
 ) -> Response:
-    async def work(session: AsyncSession) -> None:
-        await catalog.restore_category(session, category_id)
-
-    return await _change(
+    outcome = await attempt(uow, catalog.restore_category, category_id)
+    return await _answer(
         request,
-        db,
-        work,
+        uow,
+        outcome,
         done="Category restored.",
         error_for=category_id,
         values={},

@@ -1,9 +1,10 @@
 """Who is signed in to the staff pages, and the CSRF check of every form they post.
 
 The user named by the session cookie is re-read from the database on every request, in its
-own short read-only unit of work, so a deactivation or a role change takes effect on the
-next click. Pages run their own units of work after that (`Database.transaction` or
-`Database.run`), so a refused change rolls back before the form is shown again.
+own short read-only unit of work (`load_caller`, as the API re-reads its callers), so a
+deactivation or a role change takes effect on the next click. Pages run their own units of
+work after that (`UnitOfWork.run`), so a refused change rolls back before the form is shown
+again.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from urllib.parse import urlencode
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from storekeeper.accounts.dependencies import is_staff
+from storekeeper.accounts.dependencies import load_caller
 from storekeeper.accounts.models import User
-from storekeeper.db import DatabaseDep
-from storekeeper.errors import Forbidden
+from storekeeper.accounts.policy import is_staff
+from storekeeper.db import get_database
+from storekeeper.errors import Forbidden, Unauthorized
 from storekeeper.web.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -61,16 +63,19 @@ def is_safe_next(path: str) -> bool:
     )
 
 
-async def get_staff_user(request: Request, db: DatabaseDep) -> User:
+async def get_staff_user(request: Request) -> User:
     settings = settings_of(request)
     web_session = read_session(settings, request.cookies.get(SESSION_COOKIE))
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if web_session is None:
         raise SignInRequired(next_path if request.method == "GET" else None)
-    async with db.transaction(write=False) as session:
-        user = await session.get(User, web_session.user_id)
-    if user is None or not user.is_active:
-        raise SignInRequired(message="Your account is no longer active. Ask an administrator.")
+    try:
+        user = await load_caller(get_database(request), web_session.user_id)
+    except Unauthorized:
+        # Unknown or deactivated.
+        raise SignInRequired(
+            message="Your account is no longer active. Ask an administrator."
+        ) from None
     if not is_staff(user):
         raise SignInRequired(message="These pages are for staff; your account cannot use them.")
     request.state.web_session = web_session

@@ -1,22 +1,27 @@
 """Reading posted forms into the domains' own input models, and turning refusals into
-messages shown next to the fields they concern."""
+messages shown next to the fields they concern.
+
+A form is read (and refused with `FormInvalid`) before any unit of work starts; the change
+itself is one service call through `attempt`, which turns the domain's refusals into a
+`Refusal` for the form."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from storekeeper.db import Database
+from storekeeper.db import UnitOfWork
 from storekeeper.errors import StorekeeperError, ValidationFailed, VersionConflict
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 ResultT = TypeVar("ResultT")
+P = ParamSpec("P")
 
 FORM_ERROR = "form"
 STALE_EDIT = (
@@ -129,15 +134,25 @@ class Refusal:
     error: StorekeeperError | None = None
 
 
+def form_refusal(invalid: FormInvalid) -> Refusal:
+    """A form refused as it was read, before any unit of work started (422)."""
+    return Refusal(invalid.errors, 422)
+
+
 async def attempt(
-    db: Database, work: Callable[[AsyncSession], Awaitable[ResultT]]
+    uow: UnitOfWork,
+    work: Callable[Concatenate[AsyncSession, P], Awaitable[ResultT]],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> ResultT | Refusal:
-    """Run one change in its own unit of work; a refusal comes back as messages for the
-    form (the unit of work has rolled back, nothing changed)."""
+    """Run one change, `work(session, *args, **kwargs)`, as a unit of work of its own
+    (`uow.run`); a refusal comes back as messages for the form (the unit of work has
+    rolled back, nothing changed)."""
     try:
-        return await db.run(work)
+        return await uow.run(work, *args, **kwargs)
     except FormInvalid as invalid:
-        return Refusal(invalid.errors, 422)
+        return form_refusal(invalid)
     except ValidationFailed as refused:
         return Refusal(refusal_errors(refused), 422, refused)
     except VersionConflict as stale:

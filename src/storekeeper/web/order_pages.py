@@ -1,9 +1,10 @@
 """Order pages: the list by status (newest first, cursor paging), an order's page, and its
 status changes as buttons.
 
-Reads and changes go through `storekeeper.orders.service`, so a button does exactly what
-`PATCH /orders/{id}/status` does: the same allowed moves, the same version check, shipping
-fulfils the allocation and cancelling returns the stock, with ledger rows for both.
+Reads go through `storekeeper.orders.queries` (the service's own reads, with the people
+they concern) and changes through `storekeeper.orders.service`, so a button does exactly
+what `PATCH /orders/{id}/status` does: the same allowed moves, the same version check,
+shipping fulfils the allocation and cancelling returns the stock, with ledger rows for both.
 """
 
 from __future__ import annotations
@@ -12,19 +13,26 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from storekeeper.accounts.models import User
 from storekeeper.catalog.schemas import MAX_ID
-from storekeeper.db import Database, DatabaseDep
+from storekeeper.db import UnitOfWork, UnitOfWorkDep
 from storekeeper.errors import ValidationFailed
+from storekeeper.orders import queries
 from storekeeper.orders import service as orders
 from storekeeper.orders.models import OrderStatus
 from storekeeper.pagination import CursorQuery
 from storekeeper.web.dependencies import StaffForm, StaffUser
-from storekeeper.web.forms import FORM_ERROR, FormInvalid, Refusal, attempt, refusal_errors, text
+from storekeeper.web.forms import (
+    FORM_ERROR,
+    FormInvalid,
+    Refusal,
+    attempt,
+    form_refusal,
+    refusal_errors,
+    text,
+)
 from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import set_flash
 from storekeeper.web.templating import render, settings_of
@@ -43,19 +51,11 @@ ACTIONS = {
 }
 
 
-async def _customers(session: AsyncSession, user_ids: set[int]) -> dict[int, User]:
-    """The users the orders belong to, in one statement."""
-    if not user_ids:
-        return {}
-    users = await session.scalars(select(User).where(User.id.in_(user_ids)))
-    return {user.id: user for user in users}
-
-
 @router.get("/orders")
 async def orders_page(
     request: Request,
     user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     status: Annotated[str | None, Query(max_length=16)] = None,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     cursor: CursorQuery = None,
@@ -64,38 +64,35 @@ async def orders_page(
     errors: dict[str, str] = {}
     if status and wanted is None:
         errors["status"] = "Choose a status from the list."
-    views: list[orders.OrderView] = []
-    customers: dict[int, User] = {}
-    next_cursor = None
-    async with db.transaction(write=False) as session:
-        if not errors:
-            try:
-                page = await orders.list_orders(
-                    session,
-                    viewer=user,
-                    status=wanted,
-                    user_id=user_id,
-                    limit=PAGE_SIZE,
-                    cursor=cursor,
-                )
-            except ValidationFailed as refused:
-                errors = refusal_errors(refused)
-            else:
-                views, next_cursor = page.items, page.next_cursor
-        ids = {view.order.user_id for view in views} | ({user_id} if user_id else set())
-        customers = await _customers(session, ids)
+    listing: queries.OrderList | None = None
+    if not errors:
+        try:
+            listing = await uow.run(
+                queries.orders_with_people,
+                viewer=user,
+                status=wanted,
+                user_id=user_id,
+                limit=PAGE_SIZE,
+                cursor=cursor,
+            )
+        except ValidationFailed as refused:
+            errors = refusal_errors(refused)
+    if listing is None:
+        # Refused before any order was listed: the customer asked for is still named.
+        people = await uow.run(queries.people_by_id, {user_id} if user_id else set())
+        listing = queries.OrderList([], None, people)
     return render(
         request,
         "orders/list.html",
         {
             "section": ORDERS_PATH,
-            "orders": views,
-            "customers": customers,
+            "orders": listing.orders,
+            "customers": listing.people,
             "status": wanted.value if wanted else "",
             "statuses": STATUSES,
             "user_id": user_id,
             "cursor": cursor,
-            "next_cursor": next_cursor,
+            "next_cursor": listing.next_cursor,
             "errors": errors,
         },
         status_code=422 if errors else 200,
@@ -104,16 +101,15 @@ async def orders_page(
 
 async def _order_page(
     request: Request,
-    db: Database,
+    uow: UnitOfWork,
     user: User,
     order_id: uuid.UUID,
     *,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with db.transaction(write=False) as session:
-        view = await orders.get_order(session, order_id, viewer=user)
-        people = await _customers(session, {view.order.user_id, view.order.created_by})
+    detail = await uow.run(queries.order_with_people, order_id, viewer=user)
+    view = detail.view
     actions = [
         (target.value, ACTIONS[target][0]) for target in orders.allowed_transitions(view.status)
     ]
@@ -124,8 +120,8 @@ async def _order_page(
             "section": ORDERS_PATH,
             "view": view,
             "order": view.order,
-            "customer": people.get(view.order.user_id),
-            "placed_by": people.get(view.order.created_by),
+            "customer": detail.customer,
+            "placed_by": detail.placed_by,
             "actions": actions,
             "errors": errors or {},
         },
@@ -135,36 +131,37 @@ async def _order_page(
 
 @router.get("/orders/{order_id}")
 async def order_page(
-    request: Request, order_id: uuid.UUID, user: StaffUser, db: DatabaseDep
+    request: Request, order_id: uuid.UUID, user: StaffUser, uow: UnitOfWorkDep
 ) -> Response:
-    return await _order_page(request, db, user, order_id)
+    return await _order_page(request, uow, user, order_id)
+
+
+def _status_change(form_status: str, form_version: str) -> tuple[str, int]:
+    """The status and version a status button posts, or `FormInvalid`."""
+    if form_status not in STATUSES:
+        raise FormInvalid({FORM_ERROR: "Choose one of the status buttons."})
+    if not form_version.isdecimal() or not 1 <= int(form_version) <= MAX_ID:
+        raise FormInvalid({FORM_ERROR: "This form is missing the order's version."})
+    return form_status, int(form_version)
 
 
 @router.post("/orders/{order_id}/status")
 async def change_status(
-    request: Request, order_id: uuid.UUID, user: StaffUser, db: DatabaseDep, form: StaffForm
+    request: Request, order_id: uuid.UUID, user: StaffUser, uow: UnitOfWorkDep, form: StaffForm
 ) -> Response:
-    settings = settings_of(request)
-    raw_status, raw_version = text(form, "status"), text(form, "version")
-
-    async def work(session: AsyncSession) -> orders.OrderView:
-        if raw_status not in STATUSES:
-            raise FormInvalid({FORM_ERROR: "Choose one of the status buttons."})
-        if not raw_version.isdecimal() or not 1 <= int(raw_version) <= MAX_ID:
-            raise FormInvalid({FORM_ERROR: "This form is missing the order's version."})
-        return await orders.change_order_status(
-            session,
-            order_id,
-            status=raw_status,
-            version=int(raw_version),
-            actor=user,
+    outcome: orders.OrderView | Refusal
+    try:
+        status, version = _status_change(text(form, "status"), text(form, "version"))
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(
+            uow, orders.change_order_status, order_id, status=status, version=version, actor=user
         )
-
-    outcome = await attempt(db, work)
     if isinstance(outcome, Refusal):
         return await _order_page(
-            request, db, user, order_id, errors=outcome.errors, status_code=outcome.status
+            request, uow, user, order_id, errors=outcome.errors, status_code=outcome.status
         )
     response = see_other(f"{ORDERS_PATH}/{order_id}")
-    set_flash(response, settings, f"Order {ACTIONS[outcome.status][1]}.")
+    set_flash(response, settings_of(request), f"Order {ACTIONS[outcome.status][1]}.")
     return response

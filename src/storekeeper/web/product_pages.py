@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from storekeeper.accounts.models import User
 from storekeeper.catalog import service as catalog
 from storekeeper.catalog.models import Product, Sku
 from storekeeper.catalog.schemas import (
@@ -29,11 +30,11 @@ from storekeeper.catalog.schemas import (
     SkuUpdate,
     storable_text,
 )
-from storekeeper.db import Database, DatabaseDep
+from storekeeper.db import UnitOfWork, UnitOfWorkDep
 from storekeeper.errors import Conflict, ValidationFailed, VersionConflict
 from storekeeper.inventory.queries import available_by_sku
 from storekeeper.pagination import CursorQuery
-from storekeeper.web.catalog_pages import CategoryChoice, all_categories, category_choices
+from storekeeper.web.catalog_pages import CategoryChoice, live_category_choices
 from storekeeper.web.dependencies import StaffForm, StaffUser
 from storekeeper.web.forms import (
     FormInvalid,
@@ -41,6 +42,7 @@ from storekeeper.web.forms import (
     amount_text,
     attempt,
     build,
+    form_refusal,
     json_object,
     money_cents,
     optional_text,
@@ -71,10 +73,6 @@ def _done(path: str, request: Request, message: str) -> Response:
 
 def _labels(choices: list[CategoryChoice]) -> dict[int, str]:
     return {choice.id: choice.label for choice in choices}
-
-
-async def _choices(session: AsyncSession) -> list[CategoryChoice]:
-    return category_choices(await all_categories(session, include_deleted=False))
 
 
 def _category_id(raw: str) -> int | None:
@@ -112,11 +110,46 @@ class ProductRow:
         return ", ".join(ranges)
 
 
+@dataclass(frozen=True)
+class ProductList:
+    choices: list[CategoryChoice]
+    rows: list[ProductRow]
+    next_cursor: str | None
+
+
+async def product_list(
+    session: AsyncSession,
+    viewer: User,
+    filters: catalog.ProductFilters | None,
+    cursor: str | None,
+) -> ProductList:
+    """The category choices and, given `filters`, a page of live products (the API's
+    `list_products_for`) with their category, live SKUs and availability."""
+    choices = await live_category_choices(session)
+    if filters is None:
+        return ProductList(choices, [], None)
+    page = await catalog.list_products_for(
+        session, viewer, filters, include_deleted=False, limit=PAGE_SIZE, cursor=cursor
+    )
+    labels = _labels(choices)
+    views: list[catalog.ProductView] = page.rows
+    rows = [
+        ProductRow(
+            view.product,
+            labels.get(view.product.category_id, ""),
+            [sku_view.sku for sku_view in view.skus],
+            sum(sku_view.available for sku_view in view.skus),
+        )
+        for view in views
+    ]
+    return ProductList(choices, rows, page.next_cursor)
+
+
 @router.get("/products")
 async def products_page(
     request: Request,
-    _user: StaffUser,
-    db: DatabaseDep,
+    user: StaffUser,
+    uow: UnitOfWorkDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     category_id: Annotated[str | None, Query(max_length=12)] = None,
     cursor: CursorQuery = None,
@@ -130,44 +163,23 @@ async def products_page(
         storable_text(search)
     except ValueError as exc:
         errors["q"] = f"The search {exc}."
-    rows: list[ProductRow] = []
-    next_cursor = None
-    async with db.transaction(write=False) as session:
-        choices = await _choices(session)
-        if not errors:
-            filters = catalog.ProductFilters(category_id=chosen, q=search or None)
-            try:
-                page = await catalog.list_products(
-                    session, filters, include_deleted=False, limit=PAGE_SIZE, cursor=cursor
-                )
-            except ValidationFailed as refused:
-                errors = refusal_errors(refused)
-            else:
-                next_cursor = page.next_cursor
-                products: list[Product] = page.rows
-                stock = await catalog.live_skus_with_stock(session, [p.id for p in products])
-                labels = _labels(choices)
-                for product in products:
-                    skus = stock.by_product[product.id]
-                    rows.append(
-                        ProductRow(
-                            product,
-                            labels.get(product.category_id, ""),
-                            skus,
-                            sum(stock.available.get(sku.id, 0) for sku in skus),
-                        )
-                    )
+    filters = None if errors else catalog.ProductFilters(category_id=chosen, q=search or None)
+    try:
+        listing = await uow.run(product_list, user, filters, cursor)
+    except ValidationFailed as refused:
+        errors = refusal_errors(refused)
+        listing = await uow.run(product_list, user, None, None)
     return render(
         request,
         "catalog/products.html",
         {
             "section": PRODUCTS_PATH,
-            "rows": rows,
+            "rows": listing.rows,
             "q": search,
             "category_id": chosen,
-            "choices": choices,
+            "choices": listing.choices,
             "cursor": cursor,
-            "next_cursor": next_cursor,
+            "next_cursor": listing.next_cursor,
             "errors": errors,
         },
         status_code=422 if errors else 200,
@@ -290,11 +302,10 @@ def _new_product_page(
 async def new_product_page(
     request: Request,
     _user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     category_id: Annotated[str | None, Query(max_length=12)] = None,
 ) -> Response:
-    async with db.transaction(write=False) as session:
-        choices = await _choices(session)
+    choices = await uow.run(live_category_choices)
     chosen = _category_id(category_id or "")
     form = ProductForm(
         {"category_id": str(chosen) if chosen else ""},
@@ -304,23 +315,24 @@ async def new_product_page(
 
 
 @router.post("/products")
-async def create_product(request: Request, db: DatabaseDep, form: StaffForm) -> Response:
+async def create_product(request: Request, uow: UnitOfWorkDep, form: StaffForm) -> Response:
     rows = _read_rows(form)
     typed = ProductForm(_product_values(form), rows)
     if text(form, "action") == "add-row":
         # Never creates the product: at the row limit the form comes back as it was.
-        async with db.transaction(write=False) as session:
-            choices = await _choices(session)
+        choices = await uow.run(live_category_choices)
         if len(rows) < MAX_SKU_ROWS:
             typed.rows.append(SkuRow())
         return _new_product_page(request, choices, typed)
-    default_currency = settings_of(request).default_currency
-
-    async def work(session: AsyncSession) -> Product:
+    outcome: Product | Refusal
+    try:
         data = _product_input(form, rows)
-        return await catalog.create_product(session, data, default_currency)
-
-    outcome = await attempt(db, work)
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(
+            uow, catalog.create_product, data, settings_of(request).default_currency
+        )
     if not isinstance(outcome, Refusal):
         return _done(f"{PRODUCTS_PATH}/{outcome.id}", request, f"Product “{outcome.name}” created.")
     errors = dict(outcome.errors)
@@ -329,36 +341,53 @@ async def create_product(request: Request, db: DatabaseDep, form: StaffForm) -> 
         for index, row in enumerate(rows):
             if row.code.upper() in taken:
                 errors[f"sku-{index}-code"] = CODE_TAKEN
-    async with db.transaction(write=False) as session:
-        choices = await _choices(session)
+    choices = await uow.run(live_category_choices)
     return _new_product_page(request, choices, typed, errors, outcome.status)
 
 
 # --- product page ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ProductDetail:
+    product: Product
+    category: str
+    skus: list[Sku]
+    available: dict[int, int]
+
+
+async def product_detail(session: AsyncSession, product_id: int) -> ProductDetail:
+    """A live product, the label of its category, its live SKUs and their availability."""
+    product = await catalog.get_product(session, product_id)
+    choices = await live_category_choices(session)
+    stock = await catalog.live_skus_with_stock(session, [product.id])
+    return ProductDetail(
+        product,
+        _labels(choices).get(product.category_id, ""),
+        stock.by_product[product.id],
+        stock.available,
+    )
+
+
 async def _product_page(
     request: Request,
-    db: Database,
+    uow: UnitOfWork,
     product_id: int,
     *,
     sku_errors: dict[str, str] | None = None,
     sku_values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with db.transaction(write=False) as session:
-        product = await catalog.get_product(session, product_id)
-        choices = await _choices(session)
-        stock = await catalog.live_skus_with_stock(session, [product.id])
+    detail = await uow.run(product_detail, product_id)
     return render(
         request,
         "catalog/product.html",
         {
             "section": PRODUCTS_PATH,
-            "product": product,
-            "category": _labels(choices).get(product.category_id, ""),
-            "skus": stock.by_product[product.id],
-            "available": stock.available,
+            "product": detail.product,
+            "category": detail.category,
+            "skus": detail.skus,
+            "available": detail.available,
             "errors": sku_errors or {},
             "values": sku_values or {},
             "default_currency": settings_of(request).default_currency,
@@ -369,9 +398,9 @@ async def _product_page(
 
 @router.get("/products/{product_id}")
 async def product_page(
-    request: Request, product_id: IdPath, _user: StaffUser, db: DatabaseDep
+    request: Request, product_id: IdPath, _user: StaffUser, uow: UnitOfWorkDep
 ) -> Response:
-    return await _product_page(request, db, product_id)
+    return await _product_page(request, uow, product_id)
 
 
 # --- edit and delete a product -----------------------------------------------------------
@@ -381,9 +410,17 @@ def _attributes_text(attributes: dict[str, Any]) -> str:
     return orjson.dumps(attributes, option=orjson.OPT_INDENT_2).decode() if attributes else ""
 
 
+async def product_with_choices(
+    session: AsyncSession, product_id: int
+) -> tuple[Product, list[CategoryChoice]]:
+    """A live product and the choices of its category select."""
+    product = await catalog.get_product(session, product_id)
+    return product, await live_category_choices(session)
+
+
 async def _edit_product_page(
     request: Request,
-    db: Database,
+    uow: UnitOfWork,
     product_id: int,
     *,
     typed: dict[str, str] | None = None,
@@ -392,9 +429,7 @@ async def _edit_product_page(
 ) -> Response:
     """The edit form: with what was typed after a refusal, else (first visit, stale edit)
     the product as it is now, with its current version."""
-    async with db.transaction(write=False) as session:
-        product = await catalog.get_product(session, product_id)
-        choices = await _choices(session)
+    product, choices = await uow.run(product_with_choices, product_id)
     values = typed or {
         "name": product.name,
         "category_id": str(product.category_id),
@@ -417,49 +452,57 @@ async def _edit_product_page(
 
 @router.get("/products/{product_id}/edit")
 async def edit_product_page(
-    request: Request, product_id: IdPath, _user: StaffUser, db: DatabaseDep
+    request: Request, product_id: IdPath, _user: StaffUser, uow: UnitOfWorkDep
 ) -> Response:
-    return await _edit_product_page(request, db, product_id)
+    return await _edit_product_page(request, uow, product_id)
+
+
+def _product_update(form: FormData, typed: dict[str, str]) -> ProductUpdate:
+    """The API's `ProductUpdate` from the edit form, or `FormInvalid` with every message at
+    once: a field's own message (name, category, JSON) wins over the model's."""
+    errors: dict[str, str] = {}
+    try:
+        attributes = json_object(form, "attributes")
+    except FormInvalid as invalid:
+        errors, attributes = invalid.errors, {}
+    if not typed["name"]:
+        errors["name"] = "Enter the product's name."
+    if not typed["category_id"]:
+        errors["category_id"] = "Choose a category."
+    values = {
+        "name": typed["name"],
+        "category_id": typed["category_id"] or None,
+        "description": typed["description"] or None,
+        "attributes": attributes,
+        "version": text(form, "version") or None,
+    }
+    try:
+        data = build(ProductUpdate, values)
+    except FormInvalid as invalid:
+        errors = {**invalid.errors, **errors}
+    if errors:
+        raise FormInvalid(errors)
+    return data
 
 
 @router.post("/products/{product_id}")
 async def update_product(
-    request: Request, product_id: IdPath, db: DatabaseDep, form: StaffForm
+    request: Request, product_id: IdPath, uow: UnitOfWorkDep, form: StaffForm
 ) -> Response:
     typed = _product_values(form)
-
-    async def work(session: AsyncSession) -> Product:
-        errors: dict[str, str] = {}
-        try:
-            attributes = json_object(form, "attributes")
-        except FormInvalid as invalid:
-            errors, attributes = invalid.errors, {}
-        if not typed["name"]:
-            errors["name"] = "Enter the product's name."
-        if not typed["category_id"]:
-            errors["category_id"] = "Choose a category."
-        values = {
-            "name": typed["name"],
-            "category_id": typed["category_id"] or None,
-            "description": typed["description"] or None,
-            "attributes": attributes,
-            "version": text(form, "version") or None,
-        }
-        try:
-            data = build(ProductUpdate, values)
-        except FormInvalid as invalid:
-            errors = {**invalid.errors, **errors}
-        if errors:
-            raise FormInvalid(errors)
-        return await catalog.update_product(session, product_id, data)
-
-    outcome = await attempt(db, work)
+    outcome: Product | Refusal
+    try:
+        data = _product_update(form, typed)
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(uow, catalog.update_product, product_id, data)
     if not isinstance(outcome, Refusal):
         return _done(f"{PRODUCTS_PATH}/{product_id}", request, f"Product “{outcome.name}” saved.")
     stale = isinstance(outcome.error, VersionConflict)
     return await _edit_product_page(
         request,
-        db,
+        uow,
         product_id,
         typed=None if stale else typed,
         errors=outcome.errors,
@@ -469,15 +512,12 @@ async def update_product(
 
 @router.post("/products/{product_id}/delete")
 async def delete_product(
-    request: Request, product_id: IdPath, db: DatabaseDep, _form: StaffForm
+    request: Request, product_id: IdPath, uow: UnitOfWorkDep, _form: StaffForm
 ) -> Response:
-    async def work(session: AsyncSession) -> None:
-        await catalog.delete_product(session, product_id)
-
-    outcome = await attempt(db, work)
+    outcome = await attempt(uow, catalog.delete_product, product_id)
     if isinstance(outcome, Refusal):
         return await _product_page(
-            request, db, product_id, sku_errors=outcome.errors, status_code=outcome.status
+            request, uow, product_id, sku_errors=outcome.errors, status_code=outcome.status
         )
     return _done(PRODUCTS_PATH, request, "Product and its SKUs deleted.")
 
@@ -485,37 +525,46 @@ async def delete_product(
 # --- SKUs --------------------------------------------------------------------------------
 
 
+def _sku_create(form: FormData, values: dict[str, str], product_id: int) -> SkuCreate:
+    """The API's `SkuCreate` from the add-SKU form, or `FormInvalid` with every message at
+    once (the price's under `price`)."""
+    errors: dict[str, str] = {}
+    try:
+        price = money_cents(form, "price", "price")
+    except FormInvalid as invalid:
+        errors, price = invalid.errors, 0
+    if not values["code"]:
+        errors["code"] = "Enter the SKU's code."
+    data_values = {
+        "product_id": product_id,
+        "code": values["code"],
+        "price_cents": price,
+        "currency": values["currency"] or None,
+    }
+    try:
+        data = build(SkuCreate, data_values)
+    except FormInvalid as invalid:
+        renamed = {("price" if k == "price_cents" else k): m for k, m in invalid.errors.items()}
+        errors = {**renamed, **errors}
+    if errors:
+        raise FormInvalid(errors)
+    return data
+
+
 @router.post("/products/{product_id}/skus")
 async def add_sku(
-    request: Request, product_id: IdPath, db: DatabaseDep, form: StaffForm
+    request: Request, product_id: IdPath, uow: UnitOfWorkDep, form: StaffForm
 ) -> Response:
     values = {name: text(form, name) for name in ("code", "price", "currency")}
-    default_currency = settings_of(request).default_currency
-
-    async def work(session: AsyncSession) -> Sku:
-        errors: dict[str, str] = {}
-        try:
-            price = money_cents(form, "price", "price")
-        except FormInvalid as invalid:
-            errors, price = invalid.errors, 0
-        if not values["code"]:
-            errors["code"] = "Enter the SKU's code."
-        data_values = {
-            "product_id": product_id,
-            "code": values["code"],
-            "price_cents": price,
-            "currency": values["currency"] or None,
-        }
-        try:
-            data = build(SkuCreate, data_values)
-        except FormInvalid as invalid:
-            renamed = {("price" if k == "price_cents" else k): m for k, m in invalid.errors.items()}
-            errors = {**renamed, **errors}
-        if errors:
-            raise FormInvalid(errors)
-        return await catalog.create_sku(session, data, default_currency)
-
-    outcome = await attempt(db, work)
+    outcome: Sku | Refusal
+    try:
+        data = _sku_create(form, values, product_id)
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(
+            uow, catalog.create_sku, data, settings_of(request).default_currency
+        )
     if not isinstance(outcome, Refusal):
         return _done(f"{PRODUCTS_PATH}/{product_id}", request, f"SKU {outcome.code} added.")
     errors = dict(outcome.errors)
@@ -523,7 +572,7 @@ async def add_sku(
         errors["code"] = CODE_TAKEN
     return await _product_page(
         request,
-        db,
+        uow,
         product_id,
         sku_errors=errors,
         sku_values=values,
@@ -531,19 +580,32 @@ async def add_sku(
     )
 
 
+@dataclass(frozen=True)
+class SkuDetail:
+    sku: Sku
+    product: Product
+    available: int
+
+
+async def sku_detail(session: AsyncSession, code: str) -> SkuDetail:
+    """A live SKU, its product and its availability."""
+    sku = await catalog.get_sku(session, code)
+    product = await catalog.get_product(session, sku.product_id)
+    available = (await available_by_sku(session, [sku.id]))[sku.id]
+    return SkuDetail(sku, product, available)
+
+
 async def _edit_sku_page(
     request: Request,
-    db: Database,
+    uow: UnitOfWork,
     code: str,
     *,
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with db.transaction(write=False) as session:
-        sku = await catalog.get_sku(session, code)
-        product = await catalog.get_product(session, sku.product_id)
-        available = (await available_by_sku(session, [sku.id]))[sku.id]
+    detail = await uow.run(sku_detail, code)
+    sku = detail.sku
     values = typed or {
         "price": amount_text(sku.price_cents),
         "attributes": _attributes_text(sku.attributes),
@@ -554,8 +616,8 @@ async def _edit_sku_page(
         {
             "section": PRODUCTS_PATH,
             "sku": sku,
-            "product": product,
-            "available": available,
+            "product": detail.product,
+            "available": detail.available,
             "values": values,
             "errors": errors or {},
         },
@@ -565,48 +627,56 @@ async def _edit_sku_page(
 
 @router.get("/skus/{code}/edit")
 async def edit_sku_page(
-    request: Request, code: SkuCodePath, _user: StaffUser, db: DatabaseDep
+    request: Request, code: SkuCodePath, _user: StaffUser, uow: UnitOfWorkDep
 ) -> Response:
-    return await _edit_sku_page(request, db, code)
+    return await _edit_sku_page(request, uow, code)
+
+
+def _sku_update(form: FormData) -> SkuUpdate:
+    """The API's `SkuUpdate` from the edit form, or `FormInvalid` with every message at
+    once (the price's under `price`)."""
+    errors: dict[str, str] = {}
+    try:
+        price = money_cents(form, "price", "price")
+    except FormInvalid as invalid:
+        errors, price = invalid.errors, 0
+    try:
+        attributes = json_object(form, "attributes")
+    except FormInvalid as invalid:
+        errors, attributes = {**errors, **invalid.errors}, {}
+    values = {
+        "price_cents": price,
+        "attributes": attributes,
+        "version": text(form, "version") or None,
+    }
+    try:
+        data = build(SkuUpdate, values)
+    except FormInvalid as invalid:
+        renamed = {("price" if k == "price_cents" else k): m for k, m in invalid.errors.items()}
+        errors = {**renamed, **errors}
+    if errors:
+        raise FormInvalid(errors)
+    return data
 
 
 @router.post("/skus/{code}")
 async def update_sku(
-    request: Request, code: SkuCodePath, db: DatabaseDep, form: StaffForm
+    request: Request, code: SkuCodePath, uow: UnitOfWorkDep, form: StaffForm
 ) -> Response:
     typed = {"price": text(form, "price"), "attributes": text(form, "attributes")}
-
-    async def work(session: AsyncSession) -> Sku:
-        errors: dict[str, str] = {}
-        try:
-            price = money_cents(form, "price", "price")
-        except FormInvalid as invalid:
-            errors, price = invalid.errors, 0
-        try:
-            attributes = json_object(form, "attributes")
-        except FormInvalid as invalid:
-            errors, attributes = {**errors, **invalid.errors}, {}
-        values = {
-            "price_cents": price,
-            "attributes": attributes,
-            "version": text(form, "version") or None,
-        }
-        try:
-            data = build(SkuUpdate, values)
-        except FormInvalid as invalid:
-            renamed = {("price" if k == "price_cents" else k): m for k, m in invalid.errors.items()}
-            errors = {**renamed, **errors}
-        if errors:
-            raise FormInvalid(errors)
-        return await catalog.update_sku(session, code, data)
-
-    outcome = await attempt(db, work)
+    outcome: Sku | Refusal
+    try:
+        data = _sku_update(form)
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(uow, catalog.update_sku, code, data)
     if not isinstance(outcome, Refusal):
         return _done(f"{PRODUCTS_PATH}/{outcome.product_id}", request, f"SKU {outcome.code} saved.")
     stale = isinstance(outcome.error, VersionConflict)
     return await _edit_sku_page(
         request,
-        db,
+        uow,
         code,
         typed=None if stale else typed,
         errors=outcome.errors,
@@ -614,18 +684,21 @@ async def update_sku(
     )
 
 
+async def delete_live_sku(session: AsyncSession, code: str) -> Sku:
+    """`catalog.delete_sku` of a live SKU (NotFound for a deleted one, as `get_sku`),
+    returning it for the page's message."""
+    sku = await catalog.get_sku(session, code)
+    await catalog.delete_sku(session, code)
+    return sku
+
+
 @router.post("/skus/{code}/delete")
 async def delete_sku(
-    request: Request, code: SkuCodePath, db: DatabaseDep, _form: StaffForm
+    request: Request, code: SkuCodePath, uow: UnitOfWorkDep, _form: StaffForm
 ) -> Response:
-    async def work(session: AsyncSession) -> Sku:
-        sku = await catalog.get_sku(session, code)
-        await catalog.delete_sku(session, code)
-        return sku
-
-    outcome = await attempt(db, work)
+    outcome = await attempt(uow, delete_live_sku, code)
     if isinstance(outcome, Refusal):
         return await _edit_sku_page(
-            request, db, code, errors=outcome.errors, status_code=outcome.status
+            request, uow, code, errors=outcome.errors, status_code=outcome.status
         )
     return _done(f"{PRODUCTS_PATH}/{outcome.product_id}", request, f"SKU {outcome.code} deleted.")

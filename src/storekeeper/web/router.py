@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from starlette.responses import Response
 
 from storekeeper.accounts.throttle import LoginThrottle
-from storekeeper.db import DatabaseDep, utcnow
+from storekeeper.db import UnitOfWorkDep, utcnow
 from storekeeper.errors import NotFound, RateLimited
 from storekeeper.web import (
     catalog_pages,
@@ -63,7 +63,7 @@ async def sign_in_page(request: Request, next: str = HOME_PATH) -> Response:
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request, db: DatabaseDep, form: SignInForm) -> Response:
+async def sign_in(request: Request, uow: UnitOfWorkDep, form: SignInForm) -> Response:
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
     next_path = str(form.get("next") or HOME_PATH)
@@ -77,14 +77,12 @@ async def sign_in(request: Request, db: DatabaseDep, form: SignInForm) -> Respon
         throttle: LoginThrottle = request.app.state.login_throttle
         client_address = request.client.host if request.client else "unknown"
         try:
-            user = await db.run(
-                lambda session: authenticate_staff(
-                    session,
-                    throttle,
-                    client_address=client_address,
-                    email=email,
-                    password=password,
-                )
+            user = await uow.run(
+                authenticate_staff,
+                throttle,
+                client_address=client_address,
+                email=email,
+                password=password,
             )
         except SignInRefused as refused:
             errors["form"] = refused.message
@@ -112,17 +110,13 @@ async def sign_out(request: Request, _form: StaffForm) -> Response:
 async def dashboard_page(
     request: Request,
     user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     threshold: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
 ) -> Response:
     if threshold is None:
         threshold = settings_of(request).low_stock_threshold
-    today = utcnow().date()
-    async with db.transaction(write=False) as session:
-        figures = await dashboard.summary(session)
-        low = await dashboard.low_stock(session, threshold)
-        movements = await dashboard.recent_movements(session)
-        flow = await dashboard.daily_flow(session, today)
+    board = await uow.run(dashboard.dashboard_figures, threshold=threshold, today=utcnow().date())
+    flow = board.flow
     chart = charts.bar_chart(
         flow.days,
         [
@@ -140,10 +134,10 @@ async def dashboard_page(
         request,
         "dashboard.html",
         {
-            "figures": figures,
-            "low_stock": low,
+            "figures": board.summary,
+            "low_stock": board.low_stock,
             "threshold": threshold,
-            "movements": movements,
+            "movements": board.movements,
             "flow": flow,
             "chart": chart,
         },

@@ -12,13 +12,12 @@ import uuid
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from storekeeper.accounts.dependencies import StockPolicyDep
 from storekeeper.catalog.schemas import SkuCodePath
-from storekeeper.db import DatabaseDep, utcnow
-from storekeeper.errors import StorekeeperError, ValidationFailed
-from storekeeper.inventory import service as inventory
+from storekeeper.db import UnitOfWork, UnitOfWorkDep, utcnow
+from storekeeper.inventory import queries, service, stock
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
@@ -27,17 +26,18 @@ from storekeeper.pagination import (
     CursorQuery,
     decode_id_cursor,
     decode_time_id_cursor,
-    encode_cursor,
+    page_of,
 )
 from storekeeper.web import charts, dashboard
 from storekeeper.web.dependencies import StaffForm, StaffUser
 from storekeeper.web.forms import (
-    FORM_ERROR,
     FormInvalid,
+    Refusal,
+    attempt,
     build,
+    form_refusal,
     integer,
     optional_text,
-    refusal_errors,
     text,
 )
 from storekeeper.web.routing import WebRoute, see_other
@@ -58,31 +58,42 @@ HOLD_STATUSES = [
 ]
 
 
+def _sku_key(row: queries.SkuStock) -> list[int]:
+    return [row.sku_id]
+
+
+def _movement_key(movement: queries.MovementView) -> list[int]:
+    return [movement.id]
+
+
+def _hold_key(view: service.ReservationView) -> list[str]:
+    return [view.reservation.created_at.isoformat(), str(view.reservation.id)]
+
+
 @router.get("/stock")
 async def stock_list(
     request: Request,
     _user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     cursor: CursorQuery = None,
     sku: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     if sku:
         return see_other(f"{STOCK_PATH}/{sku.strip().upper()}")
-    async with db.transaction(write=False) as session:
-        rows = await inventory.stock_page(
-            session, after_sku_id=decode_id_cursor(cursor), limit=PAGE_SIZE + 1
-        )
-    next_cursor = encode_cursor([rows[PAGE_SIZE - 1].sku_id]) if len(rows) > PAGE_SIZE else None
+    rows = await uow.run(
+        queries.stock_page, after_sku_id=decode_id_cursor(cursor), limit=PAGE_SIZE + 1
+    )
+    items, next_cursor = page_of(rows, PAGE_SIZE, _sku_key)
     return render(
         request,
         "stock/list.html",
-        {"section": STOCK_PATH, "rows": rows[:PAGE_SIZE], "next_cursor": next_cursor},
+        {"section": STOCK_PATH, "rows": items, "next_cursor": next_cursor},
     )
 
 
 async def _sku_page(
     request: Request,
-    db: DatabaseDep,
+    uow: UnitOfWork,
     code: str,
     *,
     before: int | None = None,
@@ -90,15 +101,11 @@ async def _sku_page(
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with db.transaction(write=False) as session:
-        sku_id, sku_code = await inventory.sku_by_code(session, code)
-        (figures,) = await inventory.stock_by_codes(session, [sku_code])
-        locations = await inventory.list_locations(session)
-        movements = await inventory.movements_of_sku(
-            session, sku_id, before_id=before, limit=PAGE_SIZE + 1
-        )
-        history = await dashboard.on_hand_by_day(session, sku_id, utcnow().date())
     days = dashboard.chart_days(utcnow().date())
+    page = await uow.run(
+        queries.sku_stock_page, code, before_id=before, limit=PAGE_SIZE + 1, days=days
+    )
+    sku_code, history = page.stock.sku, page.on_hand_by_day
     chart = charts.step_chart(
         days,
         history,
@@ -108,17 +115,17 @@ async def _sku_page(
         ),
         chart_id="on-hand",
     )
-    older = encode_cursor([movements[PAGE_SIZE - 1].id]) if len(movements) > PAGE_SIZE else None
+    movements, older = page_of(page.movements, PAGE_SIZE, _movement_key)
     return render(
         request,
         "stock/sku.html",
         {
             "section": STOCK_PATH,
             "sku": sku_code,
-            "figures": figures,
-            "locations": [location for location in locations if location.is_active],
+            "figures": page.stock,
+            "locations": page.locations,
             "reasons": ADJUSTMENT_REASONS,
-            "movements": movements[:PAGE_SIZE],
+            "movements": movements,
             "older_cursor": older,
             "chart": chart,
             "errors": errors or {},
@@ -133,55 +140,55 @@ async def sku_stock_page(
     request: Request,
     code: SkuCodePath,
     _user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     cursor: CursorQuery = None,
 ) -> Response:
-    return await _sku_page(request, db, code, before=decode_id_cursor(cursor, INT64_MAX))
+    return await _sku_page(request, uow, code, before=decode_id_cursor(cursor, INT64_MAX))
 
 
 @router.post("/stock/{code}/adjustments")
 async def adjust(
-    request: Request, code: SkuCodePath, user: StaffUser, db: DatabaseDep, form: StaffForm
+    request: Request,
+    code: SkuCodePath,
+    user: StaffUser,
+    uow: UnitOfWorkDep,
+    policy: StockPolicyDep,
+    form: StaffForm,
 ) -> Response:
-    settings = settings_of(request)
     values = {
         "delta": text(form, "delta"),
         "reason": text(form, "reason"),
         "location": optional_text(form, "location"),
         "note": optional_text(form, "note"),
     }
-
-    async def work(session: AsyncSession) -> inventory.Adjustment:
+    outcome: stock.Adjustment | Refusal
+    try:
         adjustment = build(
             AdjustmentIn,
             {**values, "delta": integer(form, "delta", "change in units")},
         )
-        return await inventory.adjust_stock(
-            session,
+    except FormInvalid as invalid:
+        outcome = form_refusal(invalid)
+    else:
+        outcome = await attempt(
+            uow,
+            stock.adjust_stock,
             code,
             delta=adjustment.delta,
             reason=adjustment.reason,
             location_code=adjustment.location,
             note=adjustment.note,
             actor_id=user.id,
-            locking=settings.locking,
-            optimistic_retries=settings.optimistic_max_retries,
+            policy=policy,
         )
-
-    try:
-        adjustment = await db.run(work)
-    except FormInvalid as invalid:
-        errors, status = invalid.errors, 422
-    except ValidationFailed as refused:
-        errors, status = refusal_errors(refused), 422
-    except StorekeeperError as refused:
-        errors, status = {FORM_ERROR: refused.detail}, refused.status_code
-    else:
-        response = see_other(f"{STOCK_PATH}/{adjustment.sku}")
-        change = f"{adjustment.deltas.on_hand:+,}"
-        set_flash(response, settings, f"Stock of {adjustment.sku} changed by {change} units.")
-        return response
-    return await _sku_page(request, db, code, errors=errors, values=values, status_code=status)
+    if isinstance(outcome, Refusal):
+        return await _sku_page(
+            request, uow, code, errors=outcome.errors, values=values, status_code=outcome.status
+        )
+    response = see_other(f"{STOCK_PATH}/{outcome.sku}")
+    change = f"{outcome.deltas.on_hand:+,}"
+    set_flash(response, settings_of(request), f"Stock of {outcome.sku} changed by {change} units.")
+    return response
 
 
 # --- holds -------------------------------------------------------------------------------
@@ -191,30 +198,26 @@ async def adjust(
 async def holds_page(
     request: Request,
     _user: StaffUser,
-    db: DatabaseDep,
+    uow: UnitOfWorkDep,
     status: Annotated[str | None, Query(max_length=16)] = ReservationStatus.HELD.value,
     cursor: CursorQuery = None,
 ) -> Response:
     wanted = status if status in HOLD_STATUSES else None
-    async with db.transaction(write=False) as session:
-        views = await inventory.list_reservations(
-            session,
-            holds=True,
-            status=wanted,
-            sku_code=None,
-            after=decode_time_id_cursor(cursor),
-            limit=PAGE_SIZE + 1,
-        )
-    next_cursor = None
-    if len(views) > PAGE_SIZE:
-        last = views[PAGE_SIZE - 1].reservation
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    views = await uow.run(
+        service.list_reservations,
+        holds=True,
+        status=wanted,
+        sku_code=None,
+        after=decode_time_id_cursor(cursor),
+        limit=PAGE_SIZE + 1,
+    )
+    holds, next_cursor = page_of(views, PAGE_SIZE, _hold_key)
     return render(
         request,
         "stock/holds.html",
         {
             "section": HOLDS_PATH,
-            "holds": views[:PAGE_SIZE],
+            "holds": holds,
             "status": wanted or "",
             "statuses": HOLD_STATUSES,
             "next_cursor": next_cursor,
@@ -225,12 +228,9 @@ async def holds_page(
 
 @router.post("/holds/{hold_id}/release")
 async def release_hold(
-    request: Request, hold_id: uuid.UUID, user: StaffUser, db: DatabaseDep, _form: StaffForm
+    request: Request, hold_id: uuid.UUID, user: StaffUser, uow: UnitOfWorkDep, _form: StaffForm
 ) -> Response:
-    async def work(session: AsyncSession) -> None:
-        await inventory.release_hold(session, hold_id, actor_id=user.id)
-
-    await db.run(work)
+    await uow.run(service.change_reservation, hold_id, "release", actor_id=user.id)
     response = see_other(HOLDS_PATH)
     set_flash(response, settings_of(request), f"Hold {hold_id} released.")
     return response
@@ -240,8 +240,7 @@ async def release_hold(
 
 
 @router.get("/consistency")
-async def consistency_page(request: Request, _user: StaffUser, db: DatabaseDep) -> Response:
-    async with db.transaction(write=False) as session:
-        report = await check_consistency(session)
+async def consistency_page(request: Request, _user: StaffUser, uow: UnitOfWorkDep) -> Response:
+    report = await uow.run(check_consistency)
     context = {"section": "/admin/consistency", "report": report}
     return render(request, "stock/consistency.html", context)

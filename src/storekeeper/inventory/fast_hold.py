@@ -1,0 +1,126 @@
+"""The flash-sale path: placing a hold, in one statement when it can be.
+
+A one-line hold under `atomic` locking on PostgreSQL is written by
+`ledger.hold_one_line_statement` as a single statement that commits as it ends: one round
+trip, and the hot row is locked only while the database writes and commits. Every case it
+cannot serve (several lines, another strategy or SQLite; stock that is short, perhaps only
+until expired holds are reclaimed; an unknown or deleted SKU or location; a caller who may
+not hold; a quantity out of range; a client_token used before) falls back to
+`service.create_hold_for_caller` in a unit of work, which gives each of those its answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy.exc import DBAPIError
+
+from storekeeper.config import LockingStrategy, StockPolicy
+from storekeeper.db import UnitOfWork, is_retryable, utcnow
+from storekeeper.errors import sqlstate_of
+from storekeeper.inventory import ledger, service
+from storekeeper.inventory.lines import MAX_QUANTITY, RequestedLine
+from storekeeper.inventory.metrics import HOLDS_CREATED
+from storekeeper.inventory.models import Reservation, ReservationStatus
+
+_UNIQUE_VIOLATION = "23505"
+
+
+async def place_hold(
+    uow: UnitOfWork,
+    policy: StockPolicy,
+    caller_id: int,
+    items: Sequence[RequestedLine],
+    *,
+    ttl_seconds: int,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None,
+) -> service.ReservationView:
+    """Hold every line or none for the account `caller_id` (a verified token's subject,
+    which must be active staff); idempotent by `client_token`."""
+    held = await _hold_in_one_statement(
+        uow,
+        policy,
+        caller_id,
+        items,
+        ttl_seconds=ttl_seconds,
+        client_token=client_token,
+        request_fingerprint=request_fingerprint,
+        reference=reference,
+    )
+    if held is not None:
+        return held
+    return await uow.run(
+        service.create_hold_for_caller,
+        caller_id,
+        items,
+        ttl_seconds=ttl_seconds,
+        client_token=client_token,
+        request_fingerprint=request_fingerprint,
+        reference=reference,
+        policy=policy,
+    )
+
+
+async def _hold_in_one_statement(
+    uow: UnitOfWork,
+    policy: StockPolicy,
+    caller_id: int,
+    items: Sequence[RequestedLine],
+    *,
+    ttl_seconds: int,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None,
+) -> service.ReservationView | None:
+    """The hold written by one self-committing statement, or None when it wrote nothing."""
+    if len(items) != 1 or policy.locking is not LockingStrategy.ATOMIC or uow.is_sqlite:
+        return None
+    ((code, quantity, location),) = items
+    if not isinstance(code, str) or not 1 <= quantity <= MAX_QUANTITY:
+        return None
+    if location is not None and not isinstance(location, str):
+        return None
+    now = utcnow()
+    hold = ledger.OneLineHold(
+        reservation_id=uuid.uuid4(),
+        client_token=client_token,
+        request_fingerprint=request_fingerprint,
+        sku_code=code.upper(),
+        quantity=quantity,
+        location_code=location.upper() if location is not None else None,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        reference=reference,
+        actor_id=caller_id,
+        now=now,
+    )
+    try:
+        rows = await uow.run_alone(*ledger.hold_one_line_statement(hold))
+    except DBAPIError as exc:
+        # A used client_token (unique violation) or a lost deadlock undid the whole
+        # statement; the unit-of-work path answers the replay or re-runs the hold.
+        if sqlstate_of(exc) == _UNIQUE_VIOLATION or is_retryable(exc):
+            return None
+        raise
+    if not rows:
+        return None
+    # The statement committed as it ended: count it now.
+    HOLDS_CREATED.inc()
+    sku_id, location_id, location_code = tuple(rows[0])
+    reservation = Reservation(
+        id=hold.reservation_id,
+        client_token=client_token,
+        request_fingerprint=request_fingerprint,
+        status=ReservationStatus.HELD.value,
+        expires_at=hold.expires_at,
+        reference=reference,
+        managed_by=None,
+        created_by=caller_id,
+        created_at=now,
+        updated_at=now,
+    )
+    line = service.LineView(sku_id, hold.sku_code, quantity, location_id, location_code)
+    return service.ReservationView(reservation, [line], created=True)
