@@ -1,4 +1,9 @@
-"""The application factory: routers, middleware, error handlers and the lifespan."""
+"""The application factory: routers, middleware, error handlers and the lifespan.
+
+It is the composition root: it may import every domain, and it wires in what one domain
+provides to another that may not import it (the inventory's stock figures, which the
+catalog shows, as `app.state.stock_figures`).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
 from storekeeper.errors import register_error_handlers
 from storekeeper.health import router as health_router
+from storekeeper.inventory import queries as inventory_queries
 from storekeeper.inventory.expiry import sweep_expired_holds
 from storekeeper.inventory.router import router as inventory_router
 from storekeeper.observability import RequestContextMiddleware, configure_logging
@@ -79,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings)
+    # The catalog shows availability but does not own stock: the inventory provides it.
+    app.state.stock_figures = inventory_queries.STOCK_FIGURES
     register_error_handlers(app)
 
     # Each domain's router sits directly under the app, not under one more router for the

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from storekeeper.accounts.dependencies import OptionalUser, SettingsDep, StaffUser
 from storekeeper.catalog import service
+from storekeeper.catalog.dependencies import StockFiguresDep
 from storekeeper.catalog.models import Category
 from storekeeper.catalog.schemas import (
     CatalogId,
@@ -227,11 +228,17 @@ def _product_out(view: service.ProductView) -> ProductOut:
     responses=problem_responses(*WRITE_ERRORS, Conflict),
 )
 async def create_product(
-    data: ProductCreate, uow: UnitOfWorkDep, settings: SettingsDep, _staff: StaffUser
+    data: ProductCreate,
+    uow: UnitOfWorkDep,
+    settings: SettingsDep,
+    stock: StockFiguresDep,
+    _staff: StaffUser,
 ) -> ProductOut:
     """Create a product together with its SKUs (all or nothing). A SKU code already in
     use, by a deleted SKU too, is a 409."""
-    view = await uow.run(service.create_product_with_stock, data, settings.default_currency)
+    view = await uow.run(
+        service.create_product_with_stock, data, settings.default_currency, stock=stock
+    )
     return _product_out(view)
 
 
@@ -243,6 +250,7 @@ async def create_product(
 async def list_products(
     uow: UnitOfWorkDep,
     user: OptionalUser,
+    stock: StockFiguresDep,
     category_id: Annotated[
         CatalogId | None, Query(description="This category and all its descendants.")
     ] = None,
@@ -280,6 +288,7 @@ async def list_products(
         include_deleted=include_deleted,
         limit=limit,
         cursor=cursor,
+        stock=stock,
     )
     return Page(items=[_product_out(view) for view in page.rows], next_cursor=page.next_cursor)
 
@@ -300,9 +309,12 @@ async def get_product(
     product_id: IdPath,
     uow: UnitOfWorkDep,
     user: OptionalUser,
+    stock: StockFiguresDep,
     include_deleted: IncludeDeletedQuery = False,
 ) -> ProductOut:
-    view = await uow.run(service.get_product_for, user, product_id, include_deleted=include_deleted)
+    view = await uow.run(
+        service.get_product_for, user, product_id, include_deleted=include_deleted, stock=stock
+    )
     return _product_out(view)
 
 
@@ -312,10 +324,14 @@ async def get_product(
     responses=problem_responses(*WRITE_ERRORS, NotFound, VersionConflict),
 )
 async def update_product(
-    product_id: IdPath, data: ProductUpdate, uow: UnitOfWorkDep, _staff: StaffUser
+    product_id: IdPath,
+    data: ProductUpdate,
+    uow: UnitOfWorkDep,
+    stock: StockFiguresDep,
+    _staff: StaffUser,
 ) -> ProductOut:
     """Change name, description, category or attributes (SKUs have their own routes)."""
-    view = await uow.run(service.update_product_with_stock, product_id, data)
+    view = await uow.run(service.update_product_with_stock, product_id, data, stock=stock)
     return _product_out(view)
 
 
@@ -358,6 +374,7 @@ async def create_sku(
 async def list_skus(
     uow: UnitOfWorkDep,
     user: OptionalUser,
+    stock: StockFiguresDep,
     product_id: Annotated[CatalogId | None, Query(description="Only this product's SKUs.")] = None,
     include_deleted: IncludeDeletedQuery = False,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -371,6 +388,7 @@ async def list_skus(
         include_deleted=include_deleted,
         limit=limit,
         cursor=cursor,
+        stock=stock,
     )
     return Page(items=[_sku_out(view) for view in page.rows], next_cursor=page.next_cursor)
 
@@ -384,9 +402,12 @@ async def get_sku(
     code: SkuCodePath,
     uow: UnitOfWorkDep,
     user: OptionalUser,
+    stock: StockFiguresDep,
     include_deleted: IncludeDeletedQuery = False,
 ) -> SkuOut:
-    view = await uow.run(service.get_sku_for, user, code, include_deleted=include_deleted)
+    view = await uow.run(
+        service.get_sku_for, user, code, include_deleted=include_deleted, stock=stock
+    )
     return _sku_out(view)
 
 
@@ -396,10 +417,14 @@ async def get_sku(
     responses=problem_responses(*WRITE_ERRORS, NotFound, VersionConflict),
 )
 async def update_sku(
-    code: SkuCodePath, data: SkuUpdate, uow: UnitOfWorkDep, _staff: StaffUser
+    code: SkuCodePath,
+    data: SkuUpdate,
+    uow: UnitOfWorkDep,
+    stock: StockFiguresDep,
+    _staff: StaffUser,
 ) -> SkuOut:
     """Change price or attributes. Orders keep the price they were placed at."""
-    view = await uow.run(service.update_sku_with_stock, code, data)
+    view = await uow.run(service.update_sku_with_stock, code, data, stock=stock)
     return _sku_out(view)
 
 

@@ -9,7 +9,9 @@ is being created and a move never leaves a new child behind with a stale path. U
 
 Reads for the public API (`*_for`) take the viewer: `include_deleted` is honoured only for
 staff (for anyone else deleted rows stay invisible). Products and SKUs are returned with
-their current availability (`ProductView`, `SkuView`), read in the same unit of work.
+their current availability (`ProductView`, `SkuView`), read in the same unit of work. The
+catalog does not own stock: functions that show or filter by availability take the
+`stock: StockFigures` the application wired in (`storekeeper.catalog.stock`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from storekeeper.catalog.schemas import (
     SkuCreate,
     SkuUpdate,
 )
+from storekeeper.catalog.stock import StockFigures
 from storekeeper.db import is_retryable
 from storekeeper.errors import (
     Conflict,
@@ -56,8 +59,6 @@ from storekeeper.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from storekeeper.inventory.models import StockLevel
-from storekeeper.inventory.queries import available_by_sku
 from storekeeper.pagination import decode_id_cursor, page_of
 
 ROOT_PATH = "/"
@@ -500,7 +501,10 @@ async def list_products(
     include_deleted: bool,
     limit: int,
     cursor: str | None,
+    stock: StockFigures,
 ) -> Page:
+    """A page of products in id order, each of `filters` narrowing it; `in_stock` is
+    decided by the availability `stock` gives."""
     stmt = select(Product)
     if not include_deleted:
         stmt = stmt.where(Product.is_deleted.is_(False))
@@ -522,25 +526,13 @@ async def list_products(
     if sku_conditions:
         stmt = stmt.where(_has_live_sku(*sku_conditions))
     if filters.in_stock is not None:
-        in_stock = _has_live_sku(_sku_available() > 0)
+        in_stock = _has_live_sku(stock.sku_available(Sku.id) > 0)
         stmt = stmt.where(in_stock if filters.in_stock else ~in_stock)
     return await _paginate(session, stmt, Product.id, limit, cursor)
 
 
 def _has_live_sku(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(Sku.product_id == Product.id, Sku.is_deleted.is_(False), *conditions)
-
-
-def _sku_available() -> Any:
-    return (
-        select(
-            func.coalesce(
-                func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.allocated), 0
-            )
-        )
-        .where(StockLevel.sku_id == Sku.id)
-        .scalar_subquery()
-    )
 
 
 async def get_product(
@@ -552,9 +544,11 @@ async def get_product(
     return product
 
 
-async def live_skus_with_stock(session: AsyncSession, product_ids: Sequence[int]) -> SkuStock:
-    """The live SKUs of these products and their availability: two statements whatever
-    the number of products."""
+async def live_skus_with_stock(
+    session: AsyncSession, product_ids: Sequence[int], *, stock: StockFigures
+) -> SkuStock:
+    """The live SKUs of these products and their availability (from `stock`): two
+    statements whatever the number of products."""
     by_product: dict[int, list[Sku]] = {product_id: [] for product_id in product_ids}
     if not product_ids:
         return SkuStock(by_product, {})
@@ -567,7 +561,7 @@ async def live_skus_with_stock(session: AsyncSession, product_ids: Sequence[int]
     ).all()
     for sku in skus:
         by_product[sku.product_id].append(sku)
-    return SkuStock(by_product, await available_by_sku(session, [sku.id for sku in skus]))
+    return SkuStock(by_product, await stock.available_by_sku(session, [sku.id for sku in skus]))
 
 
 async def create_product(
@@ -716,33 +710,37 @@ async def delete_sku(session: AsyncSession, code: str) -> None:
 # Products and SKUs with their stock, for the API
 
 
-async def _product_views(session: AsyncSession, products: Sequence[Product]) -> list[ProductView]:
+async def _product_views(
+    session: AsyncSession, products: Sequence[Product], *, stock: StockFigures
+) -> list[ProductView]:
     """The products with their live SKUs and stock: two statements whatever their number."""
-    stock = await live_skus_with_stock(session, [product.id for product in products])
+    found = await live_skus_with_stock(session, [product.id for product in products], stock=stock)
     return [
         ProductView(
             product,
             [
-                SkuView(sku, stock.available.get(sku.id, 0))
-                for sku in stock.by_product.get(product.id, [])
+                SkuView(sku, found.available.get(sku.id, 0))
+                for sku in found.by_product.get(product.id, [])
             ],
         )
         for product in products
     ]
 
 
-async def _sku_views(session: AsyncSession, skus: Sequence[Sku]) -> list[SkuView]:
+async def _sku_views(
+    session: AsyncSession, skus: Sequence[Sku], *, stock: StockFigures
+) -> list[SkuView]:
     """The SKUs with their availability, in one statement whatever their number."""
-    available = await available_by_sku(session, [sku.id for sku in skus])
+    available = await stock.available_by_sku(session, [sku.id for sku in skus])
     return [SkuView(sku, available[sku.id]) for sku in skus]
 
 
 async def create_product_with_stock(
-    session: AsyncSession, data: ProductCreate, default_currency: str
+    session: AsyncSession, data: ProductCreate, default_currency: str, *, stock: StockFigures
 ) -> ProductView:
     """`create_product`, returned with its SKUs and their stock."""
     product = await create_product(session, data, default_currency)
-    [view] = await _product_views(session, [product])
+    [view] = await _product_views(session, [product], stock=stock)
     return view
 
 
@@ -754,6 +752,7 @@ async def list_products_for(
     include_deleted: bool,
     limit: int,
     cursor: str | None,
+    stock: StockFigures,
 ) -> Page:
     """`list_products` as `viewer` may see it (deleted rows only for staff who ask); the
     page's rows are `ProductView`s."""
@@ -763,28 +762,34 @@ async def list_products_for(
         include_deleted=_shows_deleted(viewer, include_deleted),
         limit=limit,
         cursor=cursor,
+        stock=stock,
     )
-    return Page(await _product_views(session, page.rows), page.next_cursor)
+    return Page(await _product_views(session, page.rows, stock=stock), page.next_cursor)
 
 
 async def get_product_for(
-    session: AsyncSession, viewer: User | None, product_id: int, *, include_deleted: bool
+    session: AsyncSession,
+    viewer: User | None,
+    product_id: int,
+    *,
+    include_deleted: bool,
+    stock: StockFigures,
 ) -> ProductView:
     """`get_product` as `viewer` may see it (a deleted one only for staff who ask), with its
     live SKUs and their stock."""
     product = await get_product(
         session, product_id, include_deleted=_shows_deleted(viewer, include_deleted)
     )
-    [view] = await _product_views(session, [product])
+    [view] = await _product_views(session, [product], stock=stock)
     return view
 
 
 async def update_product_with_stock(
-    session: AsyncSession, product_id: int, data: ProductUpdate
+    session: AsyncSession, product_id: int, data: ProductUpdate, *, stock: StockFigures
 ) -> ProductView:
     """`update_product`, returned with its live SKUs and their stock."""
     product = await update_product(session, product_id, data)
-    [view] = await _product_views(session, [product])
+    [view] = await _product_views(session, [product], stock=stock)
     return view
 
 
@@ -796,6 +801,7 @@ async def list_skus_for(
     include_deleted: bool,
     limit: int,
     cursor: str | None,
+    stock: StockFigures,
 ) -> Page:
     """`list_skus` as `viewer` may see it (deleted rows only for staff who ask); the page's
     rows are `SkuView`s."""
@@ -806,21 +812,28 @@ async def list_skus_for(
         limit=limit,
         cursor=cursor,
     )
-    return Page(await _sku_views(session, page.rows), page.next_cursor)
+    return Page(await _sku_views(session, page.rows, stock=stock), page.next_cursor)
 
 
 async def get_sku_for(
-    session: AsyncSession, viewer: User | None, code: str, *, include_deleted: bool
+    session: AsyncSession,
+    viewer: User | None,
+    code: str,
+    *,
+    include_deleted: bool,
+    stock: StockFigures,
 ) -> SkuView:
     """`get_sku` as `viewer` may see it (a deleted one only for staff who ask), with its
     availability."""
     sku = await get_sku(session, code, include_deleted=_shows_deleted(viewer, include_deleted))
-    [view] = await _sku_views(session, [sku])
+    [view] = await _sku_views(session, [sku], stock=stock)
     return view
 
 
-async def update_sku_with_stock(session: AsyncSession, code: str, data: SkuUpdate) -> SkuView:
+async def update_sku_with_stock(
+    session: AsyncSession, code: str, data: SkuUpdate, *, stock: StockFigures
+) -> SkuView:
     """`update_sku`, returned with its availability."""
     sku = await update_sku(session, code, data)
-    [view] = await _sku_views(session, [sku])
+    [view] = await _sku_views(session, [sku], stock=stock)
     return view

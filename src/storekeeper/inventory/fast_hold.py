@@ -12,7 +12,6 @@ not hold; a quantity out of range; a client_token used before) falls back to
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +20,7 @@ from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import UnitOfWork, is_retryable, utcnow
 from storekeeper.errors import sqlstate_of
 from storekeeper.inventory import ledger, service
-from storekeeper.inventory.lines import MAX_QUANTITY, RequestedLine
+from storekeeper.inventory.lines import MAX_QUANTITY
 from storekeeper.inventory.metrics import HOLDS_CREATED
 from storekeeper.inventory.models import Reservation, ReservationStatus
 
@@ -29,55 +28,24 @@ _UNIQUE_VIOLATION = "23505"
 
 
 async def place_hold(
-    uow: UnitOfWork,
-    policy: StockPolicy,
-    caller_id: int,
-    items: Sequence[RequestedLine],
-    *,
-    ttl_seconds: int,
-    client_token: str,
-    request_fingerprint: str,
-    reference: str | None,
+    uow: UnitOfWork, policy: StockPolicy, caller_id: int, request: service.ReservationRequest
 ) -> service.ReservationView:
-    """Hold every line or none for the account `caller_id` (a verified token's subject,
-    which must be active staff); idempotent by `client_token`."""
-    held = await _hold_in_one_statement(
-        uow,
-        policy,
-        caller_id,
-        items,
-        ttl_seconds=ttl_seconds,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-    )
+    """Hold every line of `request` or none for the account `caller_id` (a verified
+    token's subject, which must be active staff); idempotent by its `client_token`."""
+    held = await _hold_in_one_statement(uow, policy, caller_id, request)
     if held is not None:
         return held
-    return await uow.run(
-        service.create_hold_for_caller,
-        caller_id,
-        items,
-        ttl_seconds=ttl_seconds,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-        policy=policy,
-    )
+    return await uow.run(service.create_hold_for_caller, caller_id, request, policy)
 
 
 async def _hold_in_one_statement(
-    uow: UnitOfWork,
-    policy: StockPolicy,
-    caller_id: int,
-    items: Sequence[RequestedLine],
-    *,
-    ttl_seconds: int,
-    client_token: str,
-    request_fingerprint: str,
-    reference: str | None,
+    uow: UnitOfWork, policy: StockPolicy, caller_id: int, request: service.ReservationRequest
 ) -> service.ReservationView | None:
     """The hold written by one self-committing statement, or None when it wrote nothing."""
+    items, ttl_seconds = request.items, request.ttl_seconds
     if len(items) != 1 or policy.locking is not LockingStrategy.ATOMIC or uow.is_sqlite:
+        return None
+    if ttl_seconds is None:
         return None
     ((code, quantity, location),) = items
     if not isinstance(code, str) or not 1 <= quantity <= MAX_QUANTITY:
@@ -87,13 +55,13 @@ async def _hold_in_one_statement(
     now = utcnow()
     hold = ledger.OneLineHold(
         reservation_id=uuid.uuid4(),
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
+        client_token=request.client_token,
+        request_fingerprint=request.request_fingerprint,
         sku_code=code.upper(),
         quantity=quantity,
         location_code=location.upper() if location is not None else None,
         expires_at=now + timedelta(seconds=ttl_seconds),
-        reference=reference,
+        reference=request.reference,
         actor_id=caller_id,
         now=now,
     )
@@ -112,11 +80,11 @@ async def _hold_in_one_statement(
     sku_id, location_id, location_code = tuple(rows[0])
     reservation = Reservation(
         id=hold.reservation_id,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
+        client_token=request.client_token,
+        request_fingerprint=request.request_fingerprint,
         status=ReservationStatus.HELD.value,
         expires_at=hold.expires_at,
-        reference=reference,
+        reference=request.reference,
         managed_by=None,
         created_by=caller_id,
         created_at=now,

@@ -1,8 +1,8 @@
 """Read-only stock queries: availability, stock figures per SKU and location, the ledger.
 
-Other domains (catalog, orders, the staff pages) read stock through here; writes to stock
-stay in `ledger`. A ledger row is read as one record type, `MovementView`, wherever it is
-shown.
+Other domains (catalog, orders, the staff pages) read stock through here, the catalog only
+through `STOCK_FIGURES`, which the application hands it; writes to stock stay in `ledger`.
+A ledger row is read as one record type, `MovementView`, wherever it is shown.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    ColumnExpressionArgument,
     Integer,
     Select,
     and_,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storekeeper.catalog.stock import StockFigures
 from storekeeper.db import is_postgres
 from storekeeper.errors import NotFound
 from storekeeper.inventory import stock
@@ -424,3 +426,33 @@ async def sku_stock_page(
     ledger = await movements_of_sku(session, figures.sku, before_id=before_id, limit=limit)
     history = await on_hand_by_day(session, figures.sku_id, days)
     return SkuStockPage(figures, active, ledger, history)
+
+
+# --- what the catalog shows of stock -----------------------------------------------------
+
+
+class CatalogStockFigures:
+    """The inventory's `StockFigures` (`storekeeper.catalog.stock`): the availability the
+    catalog shows and filters by, from the one definition of `available` (`available_of`)
+    and `available_by_sku`. The catalog never imports this; the application hands
+    `STOCK_FIGURES` to it."""
+
+    __slots__ = ()
+
+    def sku_available(self, sku_id: ColumnExpressionArgument[int]) -> ColumnElement[int]:
+        """The SKU's `available` summed over its locations, 0 without stock, as a scalar
+        subquery correlated to `sku_id` (a column of the enclosing statement)."""
+        return (
+            select(func.coalesce(func.sum(available_of(levels)), 0))
+            .where(levels.c.sku_id == sku_id)
+            .scalar_subquery()
+        )
+
+    async def available_by_sku(
+        self, session: AsyncSession, sku_ids: Collection[int]
+    ) -> dict[int, int]:
+        """The module's `available_by_sku`."""
+        return await available_by_sku(session, sku_ids)
+
+
+STOCK_FIGURES: StockFigures = CatalogStockFigures()

@@ -251,18 +251,14 @@ async def create_hold(
     """Hold every line or none. The same `client_token` with the same body returns the
     existing hold (200); with another body, 422 `idempotency_key_reused`."""
     ttl_seconds = body.ttl_seconds or settings.default_hold_ttl_seconds
-    view = await fast_hold.place_hold(
-        uow,
-        policy,
-        caller_id,
+    request = service.ReservationRequest(
         _items(body.items),
-        ttl_seconds=ttl_seconds,
-        client_token=body.client_token,
-        request_fingerprint=_request_fingerprint(
-            "hold", body.items, ttl_seconds=ttl_seconds, reference=body.reference
-        ),
-        reference=body.reference,
+        body.client_token,
+        _request_fingerprint("hold", body.items, ttl_seconds=ttl_seconds, reference=body.reference),
+        body.reference,
+        ttl_seconds,
     )
+    view = await fast_hold.place_hold(uow, policy, caller_id, request)
     if not view.created:
         response.status_code = 200
     return _reservation_out(view)

@@ -212,49 +212,52 @@ _HOLD = _Kind(ReservationStatus.HELD, MovementKind.HOLD, HOLDS_CREATED)
 _ALLOCATION = _Kind(ReservationStatus.ALLOCATED, MovementKind.ALLOCATE, ALLOCATIONS_CREATED)
 
 
+@dataclass(frozen=True)
+class ReservationRequest:
+    """What a client asks to reserve: the lines, the idempotency token with the request's
+    fingerprint, a free reference, and for a hold its time to live."""
+
+    items: Sequence[RequestedLine]
+    client_token: str
+    request_fingerprint: str
+    reference: str | None = None
+    ttl_seconds: int | None = None
+
+
 async def _reserve(
     session: AsyncSession,
-    items: Sequence[RequestedLine],
+    request: ReservationRequest,
     kind: _Kind,
     *,
-    expires_at: datetime | None,
     policy: StockPolicy,
-    client_token: str,
-    request_fingerprint: str,
-    reference: str | None,
     actor_id: int | None,
     managed_by: str | None = None,
 ) -> ReservationView:
-    """Resolve the lines, then make the reservation and claim every line, or none."""
+    """Make the reservation and claim every line, or none; a replayed `client_token`
+    returns the reservation it made."""
     with lock_conflicts_are_retryable():
-        lines = await resolve_lines(session, items)
+        lines = await resolve_lines(session, request.items)
         return await _claim_reservation(
-            session,
-            lines,
-            kind,
-            expires_at=expires_at,
-            policy=policy,
-            client_token=client_token,
-            request_fingerprint=request_fingerprint,
-            reference=reference,
-            actor_id=actor_id,
-            managed_by=managed_by,
+            session, lines, request, kind, policy=policy, actor_id=actor_id, managed_by=managed_by
         )
 
 
 async def _claim_reservation(
     session: AsyncSession,
     lines: Sequence[ResolvedLine],
+    request: ReservationRequest,
     kind: _Kind,
     *,
-    expires_at: datetime | None,
     policy: StockPolicy,
-    client_token: str,
-    request_fingerprint: str,
-    reference: str | None,
     actor_id: int | None,
     managed_by: str | None,
 ) -> ReservationView:
+    client_token, request_fingerprint = request.client_token, request.request_fingerprint
+    expires_at = (
+        utcnow() + timedelta(seconds=request.ttl_seconds)
+        if request.ttl_seconds is not None
+        else None
+    )
     now = utcnow()
     reservation_id = uuid.uuid4()
     # The unique client token decides between concurrent duplicates: the loser's insert
@@ -267,7 +270,7 @@ async def _claim_reservation(
             request_fingerprint=request_fingerprint,
             status=kind.status.value,
             expires_at=expires_at,
-            reference=reference,
+            reference=request.reference,
             managed_by=managed_by,
             created_by=actor_id,
             created_at=now,
@@ -365,43 +368,17 @@ async def create_hold(
 ) -> ReservationView:
     """Hold every `(sku code, quantity, location code)` line or none; idempotent by
     `client_token` (`created` tells a new hold from a replayed one)."""
-    return await _reserve(
-        session,
-        items,
-        _HOLD,
-        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
-        policy=policy,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-        actor_id=actor_id,
-    )
+    request = ReservationRequest(items, client_token, request_fingerprint, reference, ttl_seconds)
+    return await _reserve(session, request, _HOLD, policy=policy, actor_id=actor_id)
 
 
 async def create_hold_for_caller(
-    session: AsyncSession,
-    caller_id: int,
-    items: Sequence[RequestedLine],
-    *,
-    ttl_seconds: int,
-    client_token: str,
-    request_fingerprint: str,
-    reference: str | None,
-    policy: StockPolicy,
+    session: AsyncSession, caller_id: int, request: ReservationRequest, policy: StockPolicy
 ) -> ReservationView:
-    """`create_hold` for the account behind a verified token, which must be active staff
+    """A hold for the account behind a verified token, which must be active staff
     (checked in this same unit of work, before anything else is read)."""
     caller = require_staff(await get_active_user(session, caller_id))
-    return await create_hold(
-        session,
-        items,
-        ttl_seconds=ttl_seconds,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-        actor_id=caller.id,
-        policy=policy,
-    )
+    return await _reserve(session, request, _HOLD, policy=policy, actor_id=caller.id)
 
 
 async def create_allocation(
@@ -415,17 +392,8 @@ async def create_allocation(
     policy: StockPolicy = DEFAULT_POLICY,
 ) -> ReservationView:
     """Like `create_hold`, straight to `allocated` and without expiry."""
-    return await _reserve(
-        session,
-        items,
-        _ALLOCATION,
-        expires_at=None,
-        policy=policy,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-        actor_id=actor_id,
-    )
+    request = ReservationRequest(items, client_token, request_fingerprint, reference)
+    return await _reserve(session, request, _ALLOCATION, policy=policy, actor_id=actor_id)
 
 
 async def allocate_stock(
@@ -447,17 +415,9 @@ async def allocate_stock(
     for unknown or deleted SKUs, and `IdempotencyKeyReused` when `client_token` was used
     with another fingerprint; the same token and fingerprint return the existing one.
     """
+    request = ReservationRequest(requested(lines), client_token, request_fingerprint, reference)
     view = await _reserve(
-        session,
-        requested(lines),
-        _ALLOCATION,
-        expires_at=None,
-        policy=policy,
-        client_token=client_token,
-        request_fingerprint=request_fingerprint,
-        reference=reference,
-        actor_id=actor_id,
-        managed_by=managed_by,
+        session, request, _ALLOCATION, policy=policy, actor_id=actor_id, managed_by=managed_by
     )
     return view.reservation
 

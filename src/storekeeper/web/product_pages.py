@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from storekeeper.accounts.models import User
 from storekeeper.catalog import service as catalog
+from storekeeper.catalog.dependencies import StockFiguresDep
 from storekeeper.catalog.models import Product, Sku
 from storekeeper.catalog.schemas import (
     MAX_ID,
@@ -30,6 +31,7 @@ from storekeeper.catalog.schemas import (
     SkuUpdate,
     storable_text,
 )
+from storekeeper.catalog.stock import StockFigures
 from storekeeper.db import UnitOfWork, UnitOfWorkDep
 from storekeeper.errors import Conflict, ValidationFailed, VersionConflict
 from storekeeper.inventory.queries import available_by_sku
@@ -122,14 +124,22 @@ async def product_list(
     viewer: User,
     filters: catalog.ProductFilters | None,
     cursor: str | None,
+    *,
+    stock: StockFigures,
 ) -> ProductList:
     """The category choices and, given `filters`, a page of live products (the API's
-    `list_products_for`) with their category, live SKUs and availability."""
+    `list_products_for`) with their category, live SKUs and availability (from `stock`)."""
     choices = await live_category_choices(session)
     if filters is None:
         return ProductList(choices, [], None)
     page = await catalog.list_products_for(
-        session, viewer, filters, include_deleted=False, limit=PAGE_SIZE, cursor=cursor
+        session,
+        viewer,
+        filters,
+        include_deleted=False,
+        limit=PAGE_SIZE,
+        cursor=cursor,
+        stock=stock,
     )
     labels = _labels(choices)
     views: list[catalog.ProductView] = page.rows
@@ -150,6 +160,7 @@ async def products_page(
     request: Request,
     user: StaffUser,
     uow: UnitOfWorkDep,
+    stock: StockFiguresDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     category_id: Annotated[str | None, Query(max_length=12)] = None,
     cursor: CursorQuery = None,
@@ -165,10 +176,10 @@ async def products_page(
         errors["q"] = f"The search {exc}."
     filters = None if errors else catalog.ProductFilters(category_id=chosen, q=search or None)
     try:
-        listing = await uow.run(product_list, user, filters, cursor)
+        listing = await uow.run(product_list, user, filters, cursor, stock=stock)
     except ValidationFailed as refused:
         errors = refusal_errors(refused)
-        listing = await uow.run(product_list, user, None, None)
+        listing = await uow.run(product_list, user, None, None, stock=stock)
     return render(
         request,
         "catalog/products.html",
@@ -356,16 +367,19 @@ class ProductDetail:
     available: dict[int, int]
 
 
-async def product_detail(session: AsyncSession, product_id: int) -> ProductDetail:
-    """A live product, the label of its category, its live SKUs and their availability."""
+async def product_detail(
+    session: AsyncSession, product_id: int, *, stock: StockFigures
+) -> ProductDetail:
+    """A live product, the label of its category, its live SKUs and their availability
+    (from `stock`)."""
     product = await catalog.get_product(session, product_id)
     choices = await live_category_choices(session)
-    stock = await catalog.live_skus_with_stock(session, [product.id])
+    found = await catalog.live_skus_with_stock(session, [product.id], stock=stock)
     return ProductDetail(
         product,
         _labels(choices).get(product.category_id, ""),
-        stock.by_product[product.id],
-        stock.available,
+        found.by_product[product.id],
+        found.available,
     )
 
 
@@ -374,11 +388,12 @@ async def _product_page(
     uow: UnitOfWork,
     product_id: int,
     *,
+    stock: StockFigures,
     sku_errors: dict[str, str] | None = None,
     sku_values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    detail = await uow.run(product_detail, product_id)
+    detail = await uow.run(product_detail, product_id, stock=stock)
     return render(
         request,
         "catalog/product.html",
@@ -398,9 +413,13 @@ async def _product_page(
 
 @router.get("/products/{product_id}")
 async def product_page(
-    request: Request, product_id: IdPath, _user: StaffUser, uow: UnitOfWorkDep
+    request: Request,
+    product_id: IdPath,
+    _user: StaffUser,
+    uow: UnitOfWorkDep,
+    stock: StockFiguresDep,
 ) -> Response:
-    return await _product_page(request, uow, product_id)
+    return await _product_page(request, uow, product_id, stock=stock)
 
 
 # --- edit and delete a product -----------------------------------------------------------
@@ -512,12 +531,21 @@ async def update_product(
 
 @router.post("/products/{product_id}/delete")
 async def delete_product(
-    request: Request, product_id: IdPath, uow: UnitOfWorkDep, _form: StaffForm
+    request: Request,
+    product_id: IdPath,
+    uow: UnitOfWorkDep,
+    stock: StockFiguresDep,
+    _form: StaffForm,
 ) -> Response:
     outcome = await attempt(uow, catalog.delete_product, product_id)
     if isinstance(outcome, Refusal):
         return await _product_page(
-            request, uow, product_id, sku_errors=outcome.errors, status_code=outcome.status
+            request,
+            uow,
+            product_id,
+            stock=stock,
+            sku_errors=outcome.errors,
+            status_code=outcome.status,
         )
     return _done(PRODUCTS_PATH, request, "Product and its SKUs deleted.")
 
@@ -553,7 +581,11 @@ def _sku_create(form: FormData, values: dict[str, str], product_id: int) -> SkuC
 
 @router.post("/products/{product_id}/skus")
 async def add_sku(
-    request: Request, product_id: IdPath, uow: UnitOfWorkDep, form: StaffForm
+    request: Request,
+    product_id: IdPath,
+    uow: UnitOfWorkDep,
+    stock: StockFiguresDep,
+    form: StaffForm,
 ) -> Response:
     values = {name: text(form, name) for name in ("code", "price", "currency")}
     outcome: Sku | Refusal
@@ -574,6 +606,7 @@ async def add_sku(
         request,
         uow,
         product_id,
+        stock=stock,
         sku_errors=errors,
         sku_values=values,
         status_code=outcome.status,
