@@ -594,24 +594,34 @@ async def create_product(
     return product
 
 
+def _changes(resource: Product | Sku, data: ProductUpdate | SkuUpdate) -> dict[str, Any]:
+    """The fields `data` sets to a value other than the resource's (its version aside)."""
+    return {
+        field: getattr(data, field)
+        for field in data.model_fields_set - {"version"}
+        if getattr(data, field) != getattr(resource, field)
+    }
+
+
+async def _apply(session: AsyncSession, resource: Product | Sku, changes: dict[str, Any]) -> None:
+    """Write `changes` with a new version; no change keeps the version."""
+    if not changes:
+        return
+    for field, value in changes.items():
+        setattr(resource, field, value)
+    resource.version += 1
+    await session.flush()
+
+
 async def update_product(session: AsyncSession, product_id: int, data: ProductUpdate) -> Product:
     product = await _locked_product(session, product_id)
     if product is None or product.is_deleted:
         raise NotFound(f"No product with id {product_id}.")
     check_version(product, data.version)
-    changes = {
-        field: getattr(data, field)
-        for field in data.model_fields_set - {"version"}
-        if getattr(data, field) != getattr(product, field)
-    }
-    if not changes:
-        return product
+    changes = _changes(product, data)
     if "category_id" in changes:
         await _live_parent(session, changes["category_id"], "category_id")
-    for field, value in changes.items():
-        setattr(product, field, value)
-    product.version += 1
-    await session.flush()
+    await _apply(session, product, changes)
     return product
 
 
@@ -681,17 +691,7 @@ async def update_sku(session: AsyncSession, code: str, data: SkuUpdate) -> Sku:
     if sku is None or sku.is_deleted:
         raise NotFound(f"No SKU with code {code.upper()}.")
     check_version(sku, data.version)
-    changes = {
-        field: getattr(data, field)
-        for field in data.model_fields_set - {"version"}
-        if getattr(data, field) != getattr(sku, field)
-    }
-    if not changes:
-        return sku
-    for field, value in changes.items():
-        setattr(sku, field, value)
-    sku.version += 1
-    await session.flush()
+    await _apply(session, sku, _changes(sku, data))
     return sku
 
 

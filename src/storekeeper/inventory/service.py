@@ -554,28 +554,58 @@ async def convert_hold(
         raise _refuse(current, "convert")
 
 
+@dataclass(frozen=True)
+class _Move:
+    """A status change that moves a reservation's stock between buckets."""
+
+    source: ReservationStatus
+    target: ReservationStatus
+    kind: MovementKind
+    deltas_per_unit: ledger.Deltas
+    action: str
+
+
+_RELEASE = _Move(
+    ReservationStatus.HELD,
+    ReservationStatus.RELEASED,
+    MovementKind.RELEASE,
+    ledger.Deltas(reserved=-1),
+    "release",
+)
+_FULFIL = _Move(
+    ReservationStatus.ALLOCATED,
+    ReservationStatus.FULFILLED,
+    MovementKind.FULFIL,
+    ledger.Deltas(on_hand=-1, allocated=-1),
+    "fulfil",
+)
+_CANCEL = _Move(
+    ReservationStatus.ALLOCATED,
+    ReservationStatus.CANCELLED,
+    MovementKind.CANCEL,
+    ledger.Deltas(allocated=-1),
+    "cancel",
+)
+
+
 async def _move(
     session: AsyncSession,
     reservation_id: uuid.UUID,
+    move: _Move,
     *,
-    source: ReservationStatus,
-    target: ReservationStatus,
-    kind: MovementKind,
-    deltas_per_unit: ledger.Deltas,
-    action: str,
     actor_id: int | None,
     managed_by: str | None = None,
 ) -> tuple[Reservation, bool]:
-    """`source` → `target` with its stock, or the reservation unchanged when it already is
-    in `target` (False); from any other status: InvalidTransition."""
+    """`move.source` → `move.target` with its stock, or the reservation unchanged when it
+    already is in the target status (False); from any other status: InvalidTransition."""
     with lock_conflicts_are_retryable():
         moved = await _transition(
             session,
             reservation_id,
-            source=source,
-            target=target,
-            kind=kind,
-            deltas_per_unit=deltas_per_unit,
+            source=move.source,
+            target=move.target,
+            kind=move.kind,
+            deltas_per_unit=move.deltas_per_unit,
             actor_id=actor_id,
             managed_by=managed_by,
         )
@@ -583,25 +613,16 @@ async def _move(
             return moved, True
         current = await _current(session, reservation_id)
         _check_manager(current, managed_by)
-        if current.status == target:
+        if current.status == move.target:
             return current, False
-        raise _refuse(current, action)
+        raise _refuse(current, move.action)
 
 
 async def release_hold(
     session: AsyncSession, reservation_id: uuid.UUID, *, actor_id: int | None = None
 ) -> Reservation:
     """Give a held reservation's stock back (status `released`)."""
-    released, moved = await _move(
-        session,
-        reservation_id,
-        source=ReservationStatus.HELD,
-        target=ReservationStatus.RELEASED,
-        kind=MovementKind.RELEASE,
-        deltas_per_unit=ledger.Deltas(reserved=-1),
-        action="release",
-        actor_id=actor_id,
-    )
+    released, moved = await _move(session, reservation_id, _RELEASE, actor_id=actor_id)
     if moved:
         after_commit(session, HOLDS_RELEASED.inc)
     return released
@@ -617,15 +638,7 @@ async def fulfil_allocation(
     """Ship an allocation: `on_hand` and `allocated` drop (status `fulfilled`). Fulfilling
     a fulfilled allocation returns it unchanged; from any other status: InvalidTransition."""
     fulfilled, _ = await _move(
-        session,
-        reservation_id,
-        source=ReservationStatus.ALLOCATED,
-        target=ReservationStatus.FULFILLED,
-        kind=MovementKind.FULFIL,
-        deltas_per_unit=ledger.Deltas(on_hand=-1, allocated=-1),
-        action="fulfil",
-        actor_id=actor_id,
-        managed_by=managed_by,
+        session, reservation_id, _FULFIL, actor_id=actor_id, managed_by=managed_by
     )
     return fulfilled
 
@@ -640,15 +653,7 @@ async def cancel_allocation(
     """Return an allocation's stock to `available` (status `cancelled`). Cancelling a
     cancelled allocation returns it unchanged; from any other status: InvalidTransition."""
     cancelled, _ = await _move(
-        session,
-        reservation_id,
-        source=ReservationStatus.ALLOCATED,
-        target=ReservationStatus.CANCELLED,
-        kind=MovementKind.CANCEL,
-        deltas_per_unit=ledger.Deltas(allocated=-1),
-        action="cancel",
-        actor_id=actor_id,
-        managed_by=managed_by,
+        session, reservation_id, _CANCEL, actor_id=actor_id, managed_by=managed_by
     )
     return cancelled
 
