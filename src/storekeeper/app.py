@@ -23,6 +23,8 @@ from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
 from storekeeper.errors import register_error_handlers
+from storekeeper.events.publisher import publish_all
+from storekeeper.events.router import router as events_router
 from storekeeper.health import router as health_router
 from storekeeper.inventory import queries as inventory_queries
 from storekeeper.inventory.expiry import sweep_expired_holds
@@ -38,13 +40,14 @@ API_PREFIX = "/api/v1"
 
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
-    """The background jobs every server process runs."""
+    """The background jobs every server process (and `storekeeper worker`) runs."""
     return [
         PeriodicJob(
             "expire-holds",
             settings.expiry_interval_seconds,
             partial(sweep_expired_holds, batch_size=settings.expiry_batch_size),
-        )
+        ),
+        PeriodicJob("publish-events", settings.events_interval_seconds, publish_all),
     ]
 
 
@@ -92,7 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each domain's router sits directly under the app, not under one more router for the
     # prefix: every level of inclusion is matched twice per request. The flash-sale paths
     # (holds, checkout) come first; the domains' paths never overlap, so order is free.
-    for domain_router in (inventory_router, orders_router, catalog_router, accounts_router):
+    for domain_router in (
+        inventory_router,
+        orders_router,
+        catalog_router,
+        accounts_router,
+        events_router,
+    ):
         app.include_router(domain_router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(web_router)

@@ -85,8 +85,21 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = "storekeeper"
     low_stock_threshold: int = Field(default=5, ge=0)
 
-    # Start the background expiry sweeper inside the app (tests may turn it off).
+    # Start the background jobs (expiry sweep, event publication, webhook deliveries)
+    # inside each server process; `storekeeper worker` runs them without HTTP.
     run_background_tasks: bool = True
+
+    # Events and webhooks.
+    events_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Seconds to wait before each retry: len + 1 attempts in all, then `dead`.
+    webhook_retry_schedule: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200]
+    )
+    # None: allowed in development only.
+    webhook_allow_private_networks: bool | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Attempts in flight at once towards one endpoint, per process.
+    webhook_concurrency_per_endpoint: int = Field(default=4, ge=1, le=100)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -94,6 +107,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(item) for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_is_sane(cls, value: list[int]) -> list[int]:
+        if len(value) > 50 or any(not 0 <= delay <= 7 * 86_400 for delay in value):
+            raise ValueError("at most 50 delays, each 0 to 604800 seconds")
+        return value
+
+    @property
+    def webhooks_may_target_private_networks(self) -> bool:
+        if self.webhook_allow_private_networks is not None:
+            return self.webhook_allow_private_networks
+        return self.env is Environment.DEVELOPMENT
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 import storekeeper.accounts.models
 import storekeeper.catalog.models
+import storekeeper.events.models
 import storekeeper.inventory.models
 import storekeeper.orders.models  # noqa: F401  (registers every table on the metadata)
 from storekeeper.config import Settings

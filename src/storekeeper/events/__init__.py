@@ -1,0 +1,1 @@
+"""Events out: the transactional outbox, its publication, the feed and webhooks."""
