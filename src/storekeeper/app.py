@@ -23,6 +23,7 @@ from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
 from storekeeper.errors import register_error_handlers
+from storekeeper.events.delivery import webhook_sender
 from storekeeper.events.publisher import publish_all
 from storekeeper.events.router import router as events_router
 from storekeeper.health import router as health_router
@@ -48,6 +49,9 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
             partial(sweep_expired_holds, batch_size=settings.expiry_batch_size),
         ),
         PeriodicJob("publish-events", settings.events_interval_seconds, publish_all),
+        # Runs until the process stops, with one HTTP client, claiming due deliveries
+        # every `events_interval_seconds` (the period here only paces a restart).
+        PeriodicJob("deliver-webhooks", settings.events_interval_seconds, webhook_sender(settings)),
     ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_WRITTEN = Counter(
     "storekeeper_events_written_total", "Events written (committed), by type.", ["type"]
@@ -18,4 +18,9 @@ WEBHOOK_DELIVERY_ATTEMPTS = Counter(
 WEBHOOK_DELIVERY_SECONDS = Histogram(
     "storekeeper_webhook_delivery_seconds",
     "Time from an attempt's start to the receiver's answer (or the failure).",
+)
+WEBHOOK_DELIVERIES_DUE = Gauge(
+    "storekeeper_webhook_deliveries_due",
+    "Deliveries due for an attempt and not in flight, as a sender last counted them.",
+    multiprocess_mode="livemax",
 )

@@ -1,11 +1,26 @@
-"""HTTP bodies of the events domain."""
+"""HTTP bodies of the events domain: the feed, webhook endpoints and their deliveries.
+
+Every input limit is checked here, before anything reaches a service or the database: a
+webhook `url` is an absolute `http` or `https` URL of at most 2048 characters with a host
+(whether that host may be reached is the service's check, `webhooks.vet_url`),
+`event_types` names known types or is exactly `["*"]`.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from storekeeper.events.outbox import EVENT_TYPES
+from storekeeper.pagination import INT64_MAX, MAX_ID
+
+MAX_URL_LENGTH = 2048
+MAX_EVENT_TYPES = 20
+ALL_EVENTS = "*"
 
 
 class EventOut(BaseModel):
@@ -13,3 +28,139 @@ class EventOut(BaseModel):
     type: str = Field(examples=["order.created"])
     occurred_at: datetime
     data: dict[str, Any]
+
+
+def _storable(value: str) -> str:
+    """Refuse what PostgreSQL cannot store in a text column: NUL and lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode") from None
+    return value
+
+
+def _webhook_url(value: str) -> str:
+    _storable(value)
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an http or https URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if port == 0:
+        raise ValueError("must not name port 0")
+    return value
+
+
+def _event_types(value: list[str]) -> list[str]:
+    if ALL_EVENTS in value:
+        if value != [ALL_EVENTS]:
+            raise ValueError('"*" (every type) must be the only entry')
+        return value
+    unknown = [item for item in value if item not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+    if len(set(value)) != len(value):
+        raise ValueError("each event type may be listed once")
+    return value
+
+
+WebhookUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://shop.example/hooks"]),
+    AfterValidator(_webhook_url),
+]
+EventTypes = Annotated[
+    list[Annotated[str, Field(max_length=64)]],
+    Field(
+        min_length=1,
+        max_length=MAX_EVENT_TYPES,
+        description='Event types to receive, or `["*"]` for every type.',
+        examples=[["order.created", "order.paid"]],
+    ),
+    AfterValidator(_event_types),
+]
+Description = Annotated[str, Field(max_length=5000), AfterValidator(_storable)]
+EndpointIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Webhook endpoint id.")]
+DeliveryIdPath = Annotated[int, Path(ge=1, le=INT64_MAX, description="Delivery id.")]
+DeliveryStatusName = Literal["pending", "succeeded", "failed", "dead"]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    event_types: EventTypes
+    description: Description | None = None
+
+
+class WebhookUpdate(BaseModel):
+    """Only the fields sent change; `url`, `event_types` and `is_active` cannot be null."""
+
+    model_config = ConfigDict(extra="forbid")
+    required_values: ClassVar[tuple[str, ...]] = ("url", "event_types", "is_active")
+
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    description: Description | None = None
+    is_active: bool | None = Field(
+        default=None, description="`true` reactivates and forgets the failures so far."
+    )
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for field in self.required_values:
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class WebhookOut(BaseModel):
+    """An endpoint as admins see it; the secret is shown on creation and rotation only."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    url: str
+    event_types: list[str]
+    description: str | None
+    is_active: bool
+    failing_since: datetime | None = Field(
+        description="Since when every attempt has failed; null after a success."
+    )
+    deactivated_reason: str | None = Field(description="Why the endpoint was deactivated.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecret(WebhookOut):
+    secret: str = Field(
+        description="`whsec_` + base64 of 32 random bytes: the signing key. Shown only in "
+        "this answer; keep it."
+    )
+
+
+class PingOut(BaseModel):
+    endpoint_id: int
+    type: Literal["webhook.ping"] = "webhook.ping"
+    status: Literal["queued"] = "queued"
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: int
+    event_type: str
+    status: DeliveryStatusName
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
