@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from storekeeper import migrate
+from storekeeper import worker as worker_process
 from storekeeper.accounts.cli import users_app
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
@@ -21,6 +22,17 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.command("check")(check)
+
+
+def _require_current_schema(settings: Settings) -> None:
+    """Exit with code 2 when the database's schema is behind this version."""
+    if not asyncio.run(migrate.schema_is_current(settings)):
+        typer.echo(
+            "The database schema is behind this version of Storekeeper. "
+            "Run `storekeeper db upgrade` first.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
 
 
 # uvicorn's own default (5 s) kills workers that are busy, not hung, whenever the host is
@@ -43,13 +55,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API and the staff pages (uvicorn with uvloop and httptools)."""
     settings = Settings()
-    if not asyncio.run(migrate.schema_is_current(settings)):
-        typer.echo(
-            "The database schema is behind this version of Storekeeper. "
-            "Run `storekeeper db upgrade` first.",
-            err=True,
-        )
-        raise typer.Exit(code=2)
+    _require_current_schema(settings)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: let /metrics add up all of them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="storekeeper-metrics-")
@@ -65,6 +71,15 @@ def serve(
         server_header=False,
         timeout_worker_healthcheck=worker_healthcheck_seconds,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the background jobs (expiry sweep, event publication, deliveries) without
+    serving HTTP, until SIGTERM or SIGINT."""
+    settings = Settings()
+    _require_current_schema(settings)
+    worker_process.main(settings)
 
 
 @db_app.command("upgrade")

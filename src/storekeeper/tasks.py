@@ -1,4 +1,4 @@
-"""Periodic background jobs run inside each server process.
+"""Periodic background jobs run inside each server process (and by `storekeeper worker`).
 
 Jobs coordinate through the database (row locks, `FOR UPDATE SKIP LOCKED`), never through
 this process, so any number of processes may run the same job side by side.
@@ -50,6 +50,11 @@ class BackgroundRunner:
                 await asyncio.wait_for(self._stopping.wait(), job.interval_seconds)
 
     async def stop(self) -> None:
+        """Stop every job: none starts another run, and a run in progress is cancelled.
+        The cancelled run's open unit of work rolls back (`Database.transaction` rolls back
+        on any exception, cancellation included) and the units it committed before stay
+        committed, so it leaves nothing half-done; the next run, here or in another
+        process, picks up where it stopped."""
         self._stopping.set()
         for task in self._tasks:
             task.cancel()

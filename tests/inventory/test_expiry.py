@@ -9,17 +9,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner
 
 from storekeeper.cli import app as cli
 from storekeeper.config import LockingStrategy, Settings, StockPolicy
-from storekeeper.db import Database, utcnow
+from storekeeper.db import Database, UnitOfWork, utcnow
+from storekeeper.events.models import Event
 from storekeeper.inventory import cli as inventory_cli
 from storekeeper.inventory import service
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.expiry import expire_due_holds, sweep_expired_holds
 from storekeeper.inventory.models import Reservation, StockLevel, StockMovement
+from storekeeper.tasks import BackgroundRunner, PeriodicJob
 from tests.inventory.conftest import Receiver, SkuFactory
 
 
@@ -106,6 +108,10 @@ async def test_two_sweepers_side_by_side_expire_each_hold_once(
         report = await check_consistency(session)
     assert expired == 300
     assert report.is_consistent
+    # One hold.expired per hold, however the two sweepers shared them.
+    async with db.transaction(write=False) as session:
+        announced = (await session.scalars(select(Event.data["client_token"]))).all()
+    assert sorted(announced) == sorted(f"h{index}" for index in range(300))
 
 
 async def test_a_hold_waits_for_a_sweeper_expiring_the_stock_it_needs(
@@ -137,6 +143,64 @@ async def test_a_hold_waits_for_a_sweeper_expiring_the_stock_it_needs(
     assert statuses == {"old": "expired", "new": "held"}
     assert tuple(level) == (1, 1)
     assert report.is_consistent
+    # The sweeper announced the expiry; the reclaim, which found it done, did not again.
+    assert (await _expiry_state(db))[3] == 1
+
+
+async def _expiry_state(db: Database) -> tuple[dict[str, str], int, int, int]:
+    """(status by client token, reserved units, expire ledger rows, events)."""
+    async with db.transaction(write=False) as session:
+        statuses = dict(
+            (await session.execute(select(Reservation.client_token, Reservation.status))).all()
+        )
+        reserved = await session.scalar(select(func.sum(StockLevel.reserved)))
+        movements = await session.scalar(
+            select(func.count()).select_from(StockMovement).where(StockMovement.kind == "expire")
+        )
+        events = await session.scalar(select(func.count()).select_from(Event))
+    return statuses, int(reserved or 0), movements or 0, events or 0
+
+
+async def test_a_sweep_stopped_mid_unit_leaves_nothing_half_done(
+    db: Database, backend: str, make_sku: SkuFactory, receive: Receiver
+) -> None:
+    """The runner cancels a job still running when it stops: the job's open unit of work,
+    which had expired the holds and written their events, rolls back whole, and gives its
+    connection back."""
+    await make_sku("A")
+    await receive("A", 10)
+    for index in range(3):
+        await _hold(db, f"h{index}", [("A", 2, None)])
+    await _age_all_holds(db)
+    inside = asyncio.Event()
+    expired_inside: list[int] = []
+
+    async def expire_and_hang(session: Any) -> None:
+        expired_inside.append(await expire_due_holds(session, now=utcnow()))
+        inside.set()
+        # Stopped here, before the unit could commit: on PostgreSQL in the middle of a
+        # statement (the driver cancels it on the server).
+        if backend == "postgresql":
+            await session.execute(text("SELECT pg_sleep(60)"))
+        await asyncio.Event().wait()
+
+    async def job(job_db: Database) -> None:
+        await UnitOfWork(job_db).run(expire_and_hang)
+
+    runner = BackgroundRunner(db)
+    runner.start([PeriodicJob("hanging-sweep", 60, job)])
+    await asyncio.wait_for(inside.wait(), 10)
+    await asyncio.sleep(0.2)
+    await runner.stop()
+
+    assert expired_inside == [3]
+    held = {f"h{index}": "held" for index in range(3)}
+    assert await _expiry_state(db) == (held, 6, 0, 0)
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    # The next sweep expires them, each once, with one event each.
+    assert await sweep_expired_holds(db, batch_size=10) == 3
+    expired = {f"h{index}": "expired" for index in range(3)}
+    assert await _expiry_state(db) == (expired, 0, 3, 3)
 
 
 async def test_metrics_count_holds_and_refusals(

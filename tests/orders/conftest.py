@@ -8,12 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
 from storekeeper.accounts.models import Role
 from storekeeper.catalog.models import Category, Product, Sku
 from storekeeper.config import LockingStrategy, Settings, StockPolicy
 from storekeeper.db import Database
+from storekeeper.events.models import Event
 from storekeeper.inventory import stock as inventory_stock
 from tests.catalog.conftest import StatementCounter
 from tests.conftest import UserFactory, bearer
@@ -132,3 +133,10 @@ async def consistency_issues(client: httpx.AsyncClient, staff: dict[str, str]) -
     report = (await client.get(f"{API}/inventory/consistency", headers=staff)).json()
     issues: list[Any] = report["issues"]
     return issues
+
+
+async def written_events(db: Database) -> list[tuple[str, dict[str, Any]]]:
+    """Every event written so far, in write order: (type, data)."""
+    async with db.transaction(write=False) as session:
+        rows = await session.execute(select(Event.type, Event.data).order_by(Event.seq))
+        return [(row.type, row.data) for row in rows]

@@ -20,6 +20,7 @@ from tests.orders.conftest import (
     SkuMaker,
     add_to_cart,
     consistency_issues,
+    written_events,
 )
 
 CART = f"{API}/carts/me"
@@ -309,6 +310,8 @@ async def test_concurrent_checkouts_with_one_key_make_one_order(
     assert len({r.json()["id"] for r in responses}) == 1
     assert await figures("RUSH") == (10, 0, 2, 8)
     assert await _row_counts(db) == (1, 1)
+    created = next(r for r in responses if r.status_code == 201)
+    assert await written_events(db) == [("order.created", created.json())]
     assert await consistency_issues(client, staff_headers) == []
 
 
@@ -327,6 +330,8 @@ async def test_concurrent_checkouts_without_a_key_order_the_cart_once(
     assert sorted(r.status_code for r in responses) == [201, 422, 422, 422]
     assert await figures("ONCE") == (10, 0, 2, 8)
     assert await _row_counts(db) == (1, 1)
+    created = next(r for r in responses if r.status_code == 201)
+    assert await written_events(db) == [("order.created", created.json())]
 
 
 async def test_checkout_charges_the_price_at_checkout_not_when_the_item_was_added(

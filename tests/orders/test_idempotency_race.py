@@ -8,7 +8,8 @@ import asyncio
 from storekeeper.accounts.models import User
 from storekeeper.db import Database
 from storekeeper.orders import service
-from tests.orders.conftest import Figures, SkuMaker
+from storekeeper.orders.schemas import OrderOut
+from tests.orders.conftest import Figures, SkuMaker, written_events
 
 
 async def test_the_unique_key_decides_between_concurrent_orders(
@@ -40,3 +41,7 @@ async def test_the_unique_key_decides_between_concurrent_orders(
     assert second.order.id == first.order.id
     assert [(line.sku_code, line.quantity) for line in second.lines] == [("KEYED", 2)]
     assert await figures("KEYED") == (10, 0, 2, 8)
+    # The loser wrote no event: one order, one order.created.
+    assert await written_events(db) == [
+        ("order.created", OrderOut.from_view(first).model_dump(mode="json"))
+    ]

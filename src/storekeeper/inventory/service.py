@@ -35,8 +35,9 @@ from storekeeper.errors import (
     NotFound,
     RetryableError,
 )
+from storekeeper.events import outbox
 from storekeeper.inventory import claims, ledger
-from storekeeper.inventory.expiry import EXPIRY_REASON, expire_due_holds
+from storekeeper.inventory.expiry import EXPIRY_REASON, expire_due_holds, expired_hold_data
 from storekeeper.inventory.lines import (
     RequestedLine,
     ResolvedLine,
@@ -516,8 +517,8 @@ async def convert_hold(
     session: AsyncSession, reservation_id: uuid.UUID, *, actor_id: int | None = None
 ) -> Reservation:
     """Turn a live hold into an allocation (same id). A hold past `expires_at` is expired
-    instead and its stock returned: the result then has status `expired`, and the caller
-    commits that and answers 409 `hold_expired`."""
+    instead, its stock returned and its `hold.expired` event written: the result then has
+    status `expired`, and the caller commits that and answers 409 `hold_expired`."""
     with lock_conflicts_are_retryable():
         now = utcnow()
         converted = await _transition(
@@ -546,6 +547,16 @@ async def convert_hold(
             now=now,
         )
         if expired is not None:
+            lines = await _line_views(session, [expired.id])
+            await outbox.record(
+                session,
+                outbox.HOLD_EXPIRED,
+                expired_hold_data(
+                    expired,
+                    [(line.sku, line.quantity, line.location) for line in lines[expired.id]],
+                ),
+                occurred_at=now,
+            )
             after_commit(session, HOLDS_EXPIRED.inc)
             return expired
         current = await _current(session, reservation_id)

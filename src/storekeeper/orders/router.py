@@ -35,9 +35,7 @@ from storekeeper.orders.schemas import (
     CartOut,
     CheckoutIn,
     OrderIn,
-    OrderLineOut,
     OrderOut,
-    ShippingAddressOut,
     StatusChangeIn,
 )
 from storekeeper.pagination import MAX_ID, CursorQuery, LimitQuery, Page
@@ -90,37 +88,6 @@ def _cart_out(view: service.CartView) -> CartOut:
         currency=view.currency,
         created_at=view.cart.created_at,
         updated_at=view.cart.updated_at,
-    )
-
-
-def order_out(view: service.OrderView) -> OrderOut:
-    order = view.order
-    return OrderOut(
-        id=order.id,
-        user_id=order.user_id,
-        created_by=order.created_by,
-        status=OrderStatus(order.status),
-        items=[
-            OrderLineOut(
-                sku=line.sku_code,
-                product_name=line.product_name,
-                quantity=line.quantity,
-                unit_price_cents=line.unit_price_cents,
-                line_total_cents=line.line_total_cents,
-            )
-            for line in view.lines
-        ],
-        total_cents=order.total_cents,
-        currency=order.currency,
-        shipping_address=(
-            ShippingAddressOut.model_validate(order.shipping_address)
-            if order.shipping_address is not None
-            else None
-        ),
-        allocation_id=order.allocation_id,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-        version=order.version,
     )
 
 
@@ -224,7 +191,7 @@ async def checkout(
     )
     if not view.created:
         response.status_code = 200
-    return order_out(view)
+    return OrderOut.from_view(view)
 
 
 # --- orders ------------------------------------------------------------------------------
@@ -258,7 +225,7 @@ async def place_order(
     )
     if not view.created:
         response.status_code = 200
-    return order_out(view)
+    return OrderOut.from_view(view)
 
 
 @router.get(
@@ -280,7 +247,9 @@ async def list_orders(
     page = await uow.run(
         service.list_orders, viewer=user, status=status, user_id=user_id, limit=limit, cursor=cursor
     )
-    return Page(items=[order_out(view) for view in page.items], next_cursor=page.next_cursor)
+    return Page(
+        items=[OrderOut.from_view(view) for view in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get(
@@ -290,7 +259,7 @@ async def list_orders(
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
 async def read_order(order_id: uuid.UUID, uow: UnitOfWorkDep, user: CurrentUser) -> OrderOut:
-    return order_out(await uow.run(service.get_order, order_id, viewer=user))
+    return OrderOut.from_view(await uow.run(service.get_order, order_id, viewer=user))
 
 
 @router.patch(
@@ -324,4 +293,4 @@ async def change_order_status(
         version=body.version,
         actor=user,
     )
-    return order_out(view)
+    return OrderOut.from_view(view)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
 from storekeeper.catalog.schemas import MAX_ID
 from storekeeper.inventory.schemas import Code, Input, Quantity
 from storekeeper.orders.models import OrderStatus
+
+if TYPE_CHECKING:
+    from storekeeper.orders.service import OrderView
 
 MAX_ORDER_LINES = 100
 
@@ -103,3 +106,35 @@ class OrderOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+    @classmethod
+    def from_view(cls, view: OrderView) -> OrderOut:
+        """The order as the API shows it (responses and the `order.*` events alike)."""
+        order = view.order
+        return cls(
+            id=order.id,
+            user_id=order.user_id,
+            created_by=order.created_by,
+            status=OrderStatus(order.status),
+            items=[
+                OrderLineOut(
+                    sku=line.sku_code,
+                    product_name=line.product_name,
+                    quantity=line.quantity,
+                    unit_price_cents=line.unit_price_cents,
+                    line_total_cents=line.line_total_cents,
+                )
+                for line in view.lines
+            ],
+            total_cents=order.total_cents,
+            currency=order.currency,
+            shipping_address=(
+                ShippingAddressOut.model_validate(order.shipping_address)
+                if order.shipping_address is not None
+                else None
+            ),
+            allocation_id=order.allocation_id,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            version=order.version,
+        )

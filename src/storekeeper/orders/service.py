@@ -12,6 +12,11 @@ the order; the other waits on the unique index, takes nothing and answers with t
 
 Carts are locked (an upsert that touches the cart row) by every change and by checkout, so
 one customer's concurrent checkouts and edits of one cart run one after the other.
+
+Events (`orders.events`): a new order writes `order.created` and a status change
+`order.paid`, `order.shipped` or `order.cancelled`, in the same unit of work, with the order
+as the API shows it. A replayed order and a change to the status the order already has
+write none; a refused one rolls back with its unit, event and all.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from storekeeper.inventory.lines import (
 )
 from storekeeper.inventory.queries import available_by_sku
 from storekeeper.inventory.service import DEFAULT_POLICY
+from storekeeper.orders import events
 from storekeeper.orders.metrics import ORDER_STATUS_CHANGES, ORDERS_CREATED
 from storekeeper.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
 from storekeeper.pagination import (
@@ -501,8 +507,10 @@ async def _create_order(
     ]
     session.add_all(order_lines)
     await session.flush()
+    view = OrderView(order, order_lines, created=True)
+    await events.order_created(session, view)
     after_commit(session, ORDERS_CREATED.labels(source=source).inc)
-    return OrderView(order, order_lines, created=True)
+    return view
 
 
 async def checkout(
@@ -750,5 +758,7 @@ async def change_order_status(
             .execution_options(synchronize_session=False, populate_existing=True)
         )
     ).one()
+    view = await _view(session, changed)
+    await events.status_changed(session, view)
     after_commit(session, ORDER_STATUS_CHANGES.labels(status=target.value).inc)
-    return await _view(session, changed)
+    return view
