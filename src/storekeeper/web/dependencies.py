@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from storekeeper.accounts.dependencies import load_caller
-from storekeeper.accounts.models import User
-from storekeeper.accounts.policy import is_staff
+from storekeeper.accounts.models import Role, User
+from storekeeper.accounts.policy import is_staff, require_role
 from storekeeper.db import get_database
 from storekeeper.errors import Forbidden, Unauthorized
 from storekeeper.web.security import (
@@ -30,6 +30,8 @@ from storekeeper.web.security import (
 from storekeeper.web.templating import settings_of
 
 SIGN_IN_PATH = "/admin/sign-in"
+ADMIN_ONLY = frozenset({Role.ADMIN.value})
+NOT_ADMIN = "This page is for administrators: your role does not allow it."
 
 
 class SignInRequired(Exception):
@@ -84,6 +86,17 @@ async def get_staff_user(request: Request) -> User:
 
 
 StaffUser = Annotated[User, Depends(get_staff_user)]
+
+
+async def get_admin_user(user: StaffUser) -> User:
+    """A signed-in admin; other staff get the 403 page (as the API answers them 403)."""
+    try:
+        return require_role(user, ADMIN_ONLY)
+    except Forbidden:
+        raise Forbidden(NOT_ADMIN) from None
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
 async def _verified_form(request: Request, binding: str | None) -> FormData:

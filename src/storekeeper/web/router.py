@@ -23,6 +23,7 @@ from storekeeper.web import (
     order_pages,
     product_pages,
     stock_pages,
+    webhook_pages,
 )
 from storekeeper.web.dependencies import (
     SIGN_IN_PATH,
@@ -41,6 +42,7 @@ router.include_router(catalog_pages.router)
 router.include_router(product_pages.router)
 router.include_router(stock_pages.router)
 router.include_router(order_pages.router)
+router.include_router(webhook_pages.router)
 
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 HOME_PATH = "/admin"

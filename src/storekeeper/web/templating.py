@@ -66,6 +66,10 @@ environment.globals["nav"] = [
     ("/admin/orders", "Orders"),
     ("/admin/consistency", "Consistency"),
 ]
+# Shown to admins only: the pages behind these links answer other staff with 403.
+environment.globals["admin_nav"] = [
+    ("/admin/webhooks", "Webhooks"),
+]
 
 
 def settings_of(request: Request) -> Settings:
