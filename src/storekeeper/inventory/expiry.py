@@ -39,7 +39,7 @@ from storekeeper.inventory.models import (
     reservation_lines,
     reservations,
 )
-from storekeeper.inventory.schemas import ItemOut, ReservationOut
+from storekeeper.inventory.schemas import ReservationOut
 
 EXPIRY_REASON = "expired"
 
@@ -51,19 +51,7 @@ def expired_hold_data(hold: Any, items: Sequence[tuple[str, int, str]]) -> dict[
     """A `hold.expired` event's `data`: the hold as the API shows it (`ReservationOut`, as
     JSON). `hold` has the reservation's columns (a row or the model), `items` its lines as
     (SKU code, quantity, location code) in the API's order (by SKU)."""
-    return ReservationOut(
-        id=hold.id,
-        client_token=hold.client_token,
-        status=hold.status,
-        items=[
-            ItemOut(sku=sku, quantity=quantity, location=where) for sku, quantity, where in items
-        ],
-        expires_at=hold.expires_at,
-        created_at=hold.created_at,
-        updated_at=hold.updated_at,
-        reference=hold.reference,
-        managed_by=hold.managed_by,
-    ).model_dump(mode="json")
+    return ReservationOut.of(hold, items).model_dump(mode="json")
 
 
 def _json_time_sql(column: str) -> str:

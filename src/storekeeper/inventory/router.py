@@ -45,7 +45,6 @@ from storekeeper.inventory.schemas import (
     ConsistencyReport,
     HoldIn,
     ItemIn,
-    ItemOut,
     LevelOut,
     LocationIn,
     LocationOut,
@@ -79,20 +78,8 @@ WRITE_ERRORS = (*AUTH, ValidationFailed, InsufficientStock, IdempotencyKeyReused
 
 
 def _reservation_out(view: service.ReservationView) -> ReservationOut:
-    reservation = view.reservation
-    return ReservationOut(
-        id=reservation.id,
-        client_token=reservation.client_token,
-        status=reservation.status,
-        items=[
-            ItemOut(sku=line.sku, quantity=line.quantity, location=line.location)
-            for line in view.lines
-        ],
-        expires_at=reservation.expires_at,
-        created_at=reservation.created_at,
-        updated_at=reservation.updated_at,
-        reference=reservation.reference,
-        managed_by=reservation.managed_by,
+    return ReservationOut.of(
+        view.reservation, [(line.sku, line.quantity, line.location) for line in view.lines]
     )
 
 

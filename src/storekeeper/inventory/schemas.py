@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import (
@@ -179,6 +180,25 @@ class ReservationOut(BaseModel):
         description='"order" when an order owns the allocation: fulfil and cancel it by '
         "changing the order's status; null when the inventory API may change it."
     )
+
+    @classmethod
+    def of(cls, reservation: Any, items: Sequence[tuple[str, int, str]]) -> ReservationOut:
+        """The API's view of `reservation` (a model or a row with its columns) and its
+        lines as (SKU code, quantity, location code), by SKU."""
+        return cls(
+            id=reservation.id,
+            client_token=reservation.client_token,
+            status=reservation.status,
+            items=[
+                ItemOut(sku=sku, quantity=quantity, location=location)
+                for sku, quantity, location in items
+            ],
+            expires_at=reservation.expires_at,
+            created_at=reservation.created_at,
+            updated_at=reservation.updated_at,
+            reference=reservation.reference,
+            managed_by=reservation.managed_by,
+        )
 
 
 class ConsistencyIssue(BaseModel):
