@@ -9,8 +9,11 @@ the database only. One attempt goes like this:
    `FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite's writer lock serialises claims), leased
    (`locked_until` = now + timeout + a margin) and their `attempts` counted; the claim
    reads all the attempt needs (URL, secret, the event).
-2. Send (no transaction open): the host's addresses are checked again (a name may now
-   resolve elsewhere), the body is signed the Standard Webhooks way and POSTed, the whole
+2. Send (no transaction open): the host is resolved and checked again (a name may now
+   resolve elsewhere) and the request goes to the very address that was checked, the name
+   kept for the Host header and TLS (`webhooks.pinned_target`), so DNS rebinding between
+   the check and the connection cannot reach a private address; the body is signed the
+   Standard Webhooks way and POSTed, the whole
    attempt bounded by `webhook_timeout_seconds`. Attempts run concurrently, and while some
    are in flight the sender keeps claiming what falls due, so a slow or failing endpoint
    never holds up the others.
@@ -52,7 +55,7 @@ from storekeeper.events.metrics import (
     WEBHOOK_DELIVERY_SECONDS,
 )
 from storekeeper.events.models import DeliveryStatus, Event, WebhookDelivery, WebhookEndpoint
-from storekeeper.events.webhooks import refusal_of_url
+from storekeeper.events.webhooks import pinned_target
 
 log = structlog.get_logger("storekeeper.webhooks")
 
@@ -257,11 +260,17 @@ async def send(client: httpx.AsyncClient, settings: Settings, attempt: Attempt) 
 
     try:
         async with asyncio.timeout(timeout):
-            refusal = await refusal_of_url(attempt.url, settings)
-            if refusal is not None:
-                return outcome(False, None, f"refused to send: {refusal}")
+            target = await pinned_target(attempt.url, settings)
+            if isinstance(target, str):
+                return outcome(False, None, f"refused to send: {target}")
             body, headers = signed_request(attempt, datetime.now(UTC))
-            async with client.stream("POST", attempt.url, content=body, headers=headers) as answer:
+            async with client.stream(
+                "POST",
+                target.url,
+                content=body,
+                headers={**headers, **target.headers},
+                extensions=target.extensions,
+            ) as answer:
                 if 200 <= answer.status_code < 300:
                     return outcome(True, answer.status_code, None)
                 snippet = await _answer_snippet(answer)

@@ -75,30 +75,78 @@ def _host_and_port(url: str) -> tuple[str, int]:
     return host, port
 
 
-async def refusal_of_host(host: str, port: int) -> str | None:
-    """Why `host` may not be targeted (it is, or resolves to, an address that is not
-    public, or it does not resolve), or None. Runs DNS: never call it in a transaction."""
+@dataclass(frozen=True)
+class Resolved:
+    """Where a host may be reached: a public address to connect to, or why it may not."""
+
+    address: str | None
+    refusal: str | None
+
+
+async def resolve_public(host: str, port: int) -> Resolved:
+    """The address to connect to for `host`, when it is (or resolves only to) public
+    addresses; else why not (not public, or it does not resolve). Runs DNS: never call it
+    in a transaction."""
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
         reason = refusal_of_address(literal)
-        return None if reason is None else f"the host is {reason}"
+        return Resolved(None, f"the host is {reason}") if reason else Resolved(host, None)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, TimeoutError):
-        return f"the host {host!r} does not resolve"
+        infos = []
     if not infos:
-        return f"the host {host!r} does not resolve"
-    for _family, _type, _proto, _name, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        reason = refusal_of_address(address)
+        return Resolved(None, f"the host {host!r} does not resolve")
+    addresses = [str(sockaddr[0]).split("%", 1)[0] for *_rest, sockaddr in infos]
+    for address in addresses:
+        reason = refusal_of_address(ipaddress.ip_address(address))
         if reason is not None:
-            return f"the host {host!r} resolves to {reason}"
-    return None
+            return Resolved(None, f"the host {host!r} resolves to {reason}")
+    return Resolved(addresses[0], None)
+
+
+async def refusal_of_host(host: str, port: int) -> str | None:
+    """Why `host` may not be targeted, or None."""
+    return (await resolve_public(host, port)).refusal
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to send to a webhook URL: the URL to request, and the Host header and TLS name
+    to keep when the URL's host was replaced by the address it was checked at."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, str]
+
+
+async def pinned_target(url: str, settings: Settings) -> Target | str:
+    """Where to send `url` now, or why not. Unless private networks are allowed, the host
+    is resolved and checked, and the request goes to the very address that was checked
+    (the name is kept for the Host header and for TLS): a name that resolves to a public
+    address for the check and to a private one for the connection (DNS rebinding) cannot
+    reach the private one."""
+    if settings.webhooks_may_target_private_networks:
+        return Target(url, {}, {})
+    parts = urlsplit(url)
+    host, port = _host_and_port(url)
+    resolved = await resolve_public(host, port)
+    if resolved.address is None:
+        return resolved.refusal or "the host does not resolve"
+    address = resolved.address
+    pinned_host = f"[{address}]" if ":" in address else address
+    netloc = pinned_host if parts.port is None else f"{pinned_host}:{parts.port}"
+    extensions = {"sni_hostname": host} if parts.scheme.lower() == "https" else {}
+    return Target(
+        parts._replace(netloc=netloc).geturl(),
+        {"host": parts.netloc.rsplit("@", 1)[-1]},
+        extensions,
+    )
 
 
 async def refusal_of_url(url: str, settings: Settings) -> str | None:
