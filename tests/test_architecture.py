@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "storekeeper"
 
 # Each domain may import only the domains after it (and the platform modules).
-LAYERS = ["web", "orders", "inventory", "catalog", "events", "accounts"]
+LAYERS = ["web", "notifications", "orders", "inventory", "catalog", "events", "accounts"]
 COMPOSITION_ROOT = {"app", "cli", "seed", "worker", "main", "__main__", "migrations"}
 
 

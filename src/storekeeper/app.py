@@ -30,6 +30,7 @@ from storekeeper.health import router as health_router
 from storekeeper.inventory import queries as inventory_queries
 from storekeeper.inventory.expiry import sweep_expired_holds
 from storekeeper.inventory.router import router as inventory_router
+from storekeeper.notifications.sender import email_job
 from storekeeper.observability import RequestContextMiddleware, configure_logging
 from storekeeper.orders.router import router as orders_router
 from storekeeper.tasks import BackgroundRunner, PeriodicJob
@@ -52,6 +53,8 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
         # Runs until the process stops, with one HTTP client, claiming due deliveries
         # every `events_interval_seconds` (the period here only paces a restart).
         PeriodicJob("deliver-webhooks", settings.events_interval_seconds, webhook_sender(settings)),
+        # Customer emails: made from newly published events, then sent through SMTP.
+        PeriodicJob("send-emails", settings.events_interval_seconds, email_job(settings)),
     ]
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -101,6 +102,12 @@ class Settings(BaseSettings):
     # Attempts in flight at once towards one endpoint, per process.
     webhook_concurrency_per_endpoint: int = Field(default=4, ge=1, le=100)
 
+    # Customer emails (notifications): SMTP `smtp://[user:pass@]host:port`, `smtps://` for
+    # implicit TLS, `?starttls=true` to upgrade; None keeps every email as `skipped`.
+    smtp_url: str | None = None
+    mail_from: str = "storekeeper@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -120,6 +127,19 @@ class Settings(BaseSettings):
     def _schedule_is_sane(cls, value: list[int]) -> list[int]:
         if len(value) > 50 or any(not 0 <= delay <= 7 * 86_400 for delay in value):
             raise ValueError("at most 50 delays, each 0 to 604800 seconds")
+        return value
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _smtp_url_is_usable(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("must be smtp://[user:pass@]host[:port] or smtps://...")
+            _ = parts.port  # raises ValueError on a port that is not a number in range
+            return value.strip()
         return value
 
     @property

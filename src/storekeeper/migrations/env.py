@@ -11,6 +11,7 @@ import storekeeper.accounts.models
 import storekeeper.catalog.models
 import storekeeper.events.models
 import storekeeper.inventory.models
+import storekeeper.notifications.models
 import storekeeper.orders.models  # noqa: F401  (registers every table on the metadata)
 from storekeeper.config import Settings
 from storekeeper.db import Base, create_engine

@@ -1,0 +1,1 @@
+"""Customer emails: made from published `order.*` events, sent through SMTP."""
