@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-09
+Create Date: 2026-12-02
 """
 
 from collections.abc import Sequence
