@@ -24,21 +24,11 @@ from pydantic import (
 
 # Re-exported: the id limit of every integer id is defined once, in pagination.
 from storekeeper.pagination import MAX_ID as MAX_ID
+from storekeeper.validation import storable_text as storable_text
 
 MAX_PRICE_CENTS = 100_000_000_000
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 SKU_CODE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-
-
-def storable_text(value: str) -> str:
-    """Refuse what PostgreSQL cannot store in a text column: NUL and lone surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
 
 
 def _check_json_value(value: Any) -> None:

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from storekeeper.events.outbox import EVENT_TYPES
 from storekeeper.pagination import INT64_MAX, MAX_ID
+from storekeeper.validation import storable_text
 
 MAX_URL_LENGTH = 2048
 MAX_EVENT_TYPES = 20
@@ -30,19 +31,8 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
-def _storable(value: str) -> str:
-    """Refuse what PostgreSQL cannot store in a text column: NUL and lone surrogates."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode") from None
-    return value
-
-
 def _webhook_url(value: str) -> str:
-    _storable(value)
+    storable_text(value)
     if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         raise ValueError("must not contain spaces or control characters")
     try:
@@ -87,7 +77,7 @@ EventTypes = Annotated[
     ),
     AfterValidator(_event_types),
 ]
-Description = Annotated[str, Field(max_length=5000), AfterValidator(_storable)]
+Description = Annotated[str, Field(max_length=5000), AfterValidator(storable_text)]
 EndpointIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Webhook endpoint id.")]
 DeliveryIdPath = Annotated[int, Path(ge=1, le=INT64_MAX, description="Delivery id.")]
 DeliveryStatusName = Literal["pending", "succeeded", "failed", "dead"]

@@ -17,8 +17,8 @@ from pydantic import (
     field_validator,
 )
 
-from storekeeper.catalog.schemas import storable_text
 from storekeeper.pagination import Page
+from storekeeper.validation import storable_text
 
 CODE_PATTERN = r"^[A-Za-z0-9._-]+$"
 
