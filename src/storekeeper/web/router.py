@@ -20,6 +20,7 @@ from storekeeper.web import (
     catalog_pages,
     charts,
     dashboard,
+    notification_pages,
     order_pages,
     product_pages,
     stock_pages,
@@ -42,6 +43,7 @@ router.include_router(catalog_pages.router)
 router.include_router(product_pages.router)
 router.include_router(stock_pages.router)
 router.include_router(order_pages.router)
+router.include_router(notification_pages.router)
 router.include_router(webhook_pages.router)
 
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}

@@ -64,6 +64,7 @@ environment.globals["nav"] = [
     ("/admin/stock", "Stock"),
     ("/admin/holds", "Holds"),
     ("/admin/orders", "Orders"),
+    ("/admin/notifications", "Notifications"),
     ("/admin/consistency", "Consistency"),
 ]
 # Shown to admins only: the pages behind these links answer other staff with 403.
