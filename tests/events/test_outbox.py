@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from storekeeper.db import Database, UnitOfWork, utcnow
 from storekeeper.events import outbox
@@ -110,3 +110,21 @@ async def test_events_fan_out_to_subscribed_endpoints_that_existed_when_they_occ
         (shipped_only, 3, "pending"),
     ]
     assert newcomer not in {row.endpoint_id for row in rows}
+
+
+async def test_an_idle_publication_run_only_reads(db: Database) -> None:
+    """Every process runs the publisher every second: with nothing to publish it sends one
+    read and takes no lock (on SQLite, not the database's write lock)."""
+    sent: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await publish_all(db) == 0
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    queries = [statement for statement in sent if not statement.startswith(("BEGIN", "COMMIT"))]
+    assert len(queries) == 1 and queries[0].startswith("SELECT events.seq")
+    assert not any("FOR UPDATE" in statement or "IMMEDIATE" in statement for statement in sent)
