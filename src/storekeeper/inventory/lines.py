@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.catalog.models import Sku
@@ -101,10 +101,11 @@ _SKUS_BY_CODE = select(skus.c.code, skus.c.id, skus.c.is_deleted).where(
 _SKUS_BY_ID = select(skus.c.code, skus.c.id, skus.c.is_deleted).where(
     skus.c.id.in_(bindparam("keys", expanding=True))
 )
-_LOCATIONS_BY_CODE = select(locations.c.code, locations.c.id).where(
+# Locations are never deleted: their third column is a constant false.
+_LOCATIONS_BY_CODE = select(locations.c.code, locations.c.id, false()).where(
     locations.c.code.in_(bindparam("keys", expanding=True))
 )
-_LOCATIONS_BY_ID = select(locations.c.code, locations.c.id).where(
+_LOCATIONS_BY_ID = select(locations.c.code, locations.c.id, false()).where(
     locations.c.id.in_(bindparam("keys", expanding=True))
 )
 
@@ -121,8 +122,7 @@ async def _found(
         if not wanted:
             continue
         for row in await session.execute(statement, {"keys": wanted}):  # type: ignore[call-overload]
-            deleted = bool(row[2]) if len(row) > 2 else False
-            found[row.code] = found[row.id] = (row.code, row.id, deleted)
+            found[row.code] = found[row.id] = (row.code, row.id, bool(row[2]))
     return found
 
 
