@@ -7,7 +7,8 @@ is one transaction (`Database.transaction`): it commits when the service functio
 and rolls back on any error, and a retryable conflict (optimistic version clash,
 serialization failure, deadlock) re-runs the whole unit. Services take the session, flush
 and never commit; what must happen only once the work is committed (metrics) is registered
-with `after_commit`.
+with `after_commit`, and what must be the unit's last work before its commit (stock
+announcements, which read the totals a unit's stock changes left) with `before_commit`.
 """
 
 from __future__ import annotations
@@ -195,6 +196,32 @@ def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
     event.listen(session.sync_session, "after_commit", _committed, once=True)
 
 
+BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+_BEFORE_COMMIT = "storekeeper.before_commit"
+_SETTINGS = "storekeeper.settings"
+
+
+def before_commit(session: AsyncSession, key: str, action: BeforeCommit) -> None:
+    """Run `action(session)` as the last work of this unit of work, just before it commits
+    (once per `key`, however often it is registered). An error in it rolls the unit back
+    like any other."""
+    actions: dict[str, BeforeCommit] = session.info.setdefault(_BEFORE_COMMIT, {})
+    actions.setdefault(key, action)
+
+
+async def _run_before_commit(session: AsyncSession) -> None:
+    actions: dict[str, BeforeCommit] = session.info.get(_BEFORE_COMMIT, {})
+    while actions:
+        key = next(iter(actions))
+        await actions.pop(key)(session)
+
+
+def settings_of(session: AsyncSession) -> Settings:
+    """The settings of the database this unit of work runs on."""
+    settings: Settings = session.info[_SETTINGS]
+    return settings
+
+
 class Database:
     """One engine per application, and the units of work that run on it."""
 
@@ -212,11 +239,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on any error."""
-        async with self.sessionmaker() as session:
+        async with self.sessionmaker(info={_SETTINGS: self.settings}) as session:
             if write and self.is_sqlite:
                 await session.connection(execution_options={"sqlite_write": True})
             try:
                 yield session
+                await _run_before_commit(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()

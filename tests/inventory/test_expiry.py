@@ -110,7 +110,11 @@ async def test_two_sweepers_side_by_side_expire_each_hold_once(
     assert report.is_consistent
     # One hold.expired per hold, however the two sweepers shared them.
     async with db.transaction(write=False) as session:
-        announced = (await session.scalars(select(Event.data["client_token"]))).all()
+        announced = (
+            await session.scalars(
+                select(Event.data["client_token"]).where(Event.type == "hold.expired")
+            )
+        ).all()
     assert sorted(announced) == sorted(f"h{index}" for index in range(300))
 
 
@@ -148,7 +152,7 @@ async def test_a_hold_waits_for_a_sweeper_expiring_the_stock_it_needs(
 
 
 async def _expiry_state(db: Database) -> tuple[dict[str, str], int, int, int]:
-    """(status by client token, reserved units, expire ledger rows, events)."""
+    """(status by client token, reserved units, expire ledger rows, hold.expired events)."""
     async with db.transaction(write=False) as session:
         statuses = dict(
             (await session.execute(select(Reservation.client_token, Reservation.status))).all()
@@ -157,7 +161,9 @@ async def _expiry_state(db: Database) -> tuple[dict[str, str], int, int, int]:
         movements = await session.scalar(
             select(func.count()).select_from(StockMovement).where(StockMovement.kind == "expire")
         )
-        events = await session.scalar(select(func.count()).select_from(Event))
+        events = await session.scalar(
+            select(func.count()).select_from(Event).where(Event.type == "hold.expired")
+        )
     return statuses, int(reserved or 0), movements or 0, events or 0
 
 

@@ -72,7 +72,9 @@ async def test_a_one_line_hold_is_one_statement_with_its_ledger_row_and_line(
 ) -> None:
     settings.locking = LockingStrategy.ATOMIC
     sku_id = await make_sku("HOT")
-    await receive("HOT", 3)
+    # Enough that the hold leaves the level above the low-stock threshold (5): a hold that
+    # reaches it runs in a unit of work (tests/inventory/test_stock_events.py).
+    await receive("HOT", 10)
     body = {"client_token": "one", "items": [{"sku": "hot", "quantity": 2}], "reference": "r1"}
     with statements_sent(db) as sent:
         response = await client.post(HOLDS, headers=staff_headers, json=body)
@@ -84,7 +86,7 @@ async def test_a_one_line_hold_is_one_statement_with_its_ledger_row_and_line(
     assert hold["reference"] == "r1"
     assert hold["items"] == [{"sku": "HOT", "quantity": 2, "location": "MAIN"}]
     assert (await client.get(f"{HOLDS}/{hold['id']}", headers=staff_headers)).json() == hold
-    assert await _level(db, sku_id) == (3, 2, 0)
+    assert await _level(db, sku_id) == (10, 2, 0)
 
     async with db.transaction(write=False) as session:
         reservation = await session.get(Reservation, uuid.UUID(hold["id"]))

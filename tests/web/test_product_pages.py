@@ -380,3 +380,42 @@ async def test_adding_a_row_at_the_row_limit_never_creates_the_product(
         assert (
             await session.execute(select(Product).where(Product.name == "Crowded"))
         ).scalar_one_or_none() is None
+
+
+async def test_the_sku_form_sets_and_clears_the_low_stock_threshold(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"PEG-1": 3})
+    await sign_in("staff@example.com")
+
+    async def threshold() -> int | None:
+        async with db.transaction(write=False) as session:
+            value: int | None = await session.scalar(
+                select(Sku.low_stock_threshold).where(Sku.code == "PEG-1")
+            )
+        return value
+
+    page = (await client.get("/admin/catalog/skus/PEG-1/edit")).text
+    assert 'name="low_stock_threshold" inputmode="numeric" maxlength="10" value=""' in page
+    assert "Blank: the shop's default (5)." in page
+    form = {"price": "12.50", "attributes": "", "version": "1"}
+    saved = await _post(client, "/admin/catalog/skus/PEG-1", {**form, "low_stock_threshold": "2"})
+    assert saved.status_code == 303
+    assert await threshold() == 2
+    page = (await client.get("/admin/catalog/skus/PEG-1/edit")).text
+    assert 'maxlength="10" value="2"' in page
+
+    for typed, message in (("-1", "greater than or equal to 0"), ("lots", "whole number")):
+        refused = await _post(
+            client,
+            "/admin/catalog/skus/PEG-1",
+            {**form, "version": "2", "low_stock_threshold": typed},
+        )
+        assert refused.status_code == 422
+        assert 'id="low_stock_threshold-error">' in refused.text
+        assert message in refused.text
+        assert await threshold() == 2
+
+    cleared = await _post(client, "/admin/catalog/skus/PEG-1", {**form, "version": "2"})
+    assert cleared.status_code == 303
+    assert await threshold() is None

@@ -88,6 +88,10 @@ class Sku(TimestampMixin, Base):
             "price_cents >= 0 AND price_cents <= 100000000000", name="price_cents_in_range"
         ),
         CheckConstraint("length(currency) = 3", name="currency_code"),
+        CheckConstraint(
+            "low_stock_threshold >= 0 AND low_stock_threshold <= 1000000000",
+            name="low_stock_threshold_in_range",
+        ),
         # SKUs of a product in keyset (id) order.
         Index("ix_skus_product_id_id", "product_id", "id"),
     )
@@ -99,5 +103,9 @@ class Sku(TimestampMixin, Base):
     price_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Announce `stock.low` at or below this many available units; NULL follows the
+    # setting's default (STOREKEEPER_LOW_STOCK_THRESHOLD), so changing it moves every SKU
+    # that has no threshold of its own.
+    low_stock_threshold: Mapped[int | None] = mapped_column()
     version: Mapped[int] = mapped_column(default=1)
     is_deleted: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -188,7 +188,9 @@ async def restore_category(
 # Products
 
 
-def _sku_out(view: service.SkuView) -> SkuOut:
+def _sku_out(view: service.SkuView, default_threshold: int) -> SkuOut:
+    """The SKU as the API shows it; `default_threshold` is the low-stock threshold of a SKU
+    without its own (STOREKEEPER_LOW_STOCK_THRESHOLD)."""
     sku = view.sku
     return SkuOut(
         id=sku.id,
@@ -198,6 +200,9 @@ def _sku_out(view: service.SkuView) -> SkuOut:
         currency=sku.currency,
         attributes=sku.attributes,
         available=view.available,
+        low_stock_threshold=(
+            sku.low_stock_threshold if sku.low_stock_threshold is not None else default_threshold
+        ),
         version=sku.version,
         is_deleted=sku.is_deleted,
         created_at=sku.created_at,
@@ -205,7 +210,7 @@ def _sku_out(view: service.SkuView) -> SkuOut:
     )
 
 
-def _product_out(view: service.ProductView) -> ProductOut:
+def _product_out(view: service.ProductView, default_threshold: int) -> ProductOut:
     product = view.product
     return ProductOut(
         id=product.id,
@@ -213,7 +218,7 @@ def _product_out(view: service.ProductView) -> ProductOut:
         description=product.description,
         category_id=product.category_id,
         attributes=product.attributes,
-        skus=[_sku_out(sku) for sku in view.skus],
+        skus=[_sku_out(sku, default_threshold) for sku in view.skus],
         version=product.version,
         is_deleted=product.is_deleted,
         created_at=product.created_at,
@@ -239,7 +244,7 @@ async def create_product(
     view = await uow.run(
         service.create_product_with_stock, data, settings.default_currency, stock=stock
     )
-    return _product_out(view)
+    return _product_out(view, settings.low_stock_threshold)
 
 
 @router.get(
@@ -249,6 +254,7 @@ async def create_product(
 )
 async def list_products(
     uow: UnitOfWorkDep,
+    settings: SettingsDep,
     user: OptionalUser,
     stock: StockFiguresDep,
     category_id: Annotated[
@@ -290,7 +296,10 @@ async def list_products(
         cursor=cursor,
         stock=stock,
     )
-    return Page(items=[_product_out(view) for view in page.rows], next_cursor=page.next_cursor)
+    return Page(
+        items=[_product_out(view, settings.low_stock_threshold) for view in page.rows],
+        next_cursor=page.next_cursor,
+    )
 
 
 def _storable_query(value: str, name: str) -> str:
@@ -308,6 +317,7 @@ def _storable_query(value: str, name: str) -> str:
 async def get_product(
     product_id: IdPath,
     uow: UnitOfWorkDep,
+    settings: SettingsDep,
     user: OptionalUser,
     stock: StockFiguresDep,
     include_deleted: IncludeDeletedQuery = False,
@@ -315,7 +325,7 @@ async def get_product(
     view = await uow.run(
         service.get_product_for, user, product_id, include_deleted=include_deleted, stock=stock
     )
-    return _product_out(view)
+    return _product_out(view, settings.low_stock_threshold)
 
 
 @router.patch(
@@ -327,12 +337,13 @@ async def update_product(
     product_id: IdPath,
     data: ProductUpdate,
     uow: UnitOfWorkDep,
+    settings: SettingsDep,
     stock: StockFiguresDep,
     _staff: StaffUser,
 ) -> ProductOut:
     """Change name, description, category or attributes (SKUs have their own routes)."""
     view = await uow.run(service.update_product_with_stock, product_id, data, stock=stock)
-    return _product_out(view)
+    return _product_out(view, settings.low_stock_threshold)
 
 
 @router.delete(
@@ -363,7 +374,7 @@ async def create_sku(
     deleted SKU too, is a 409."""
     sku = await uow.run(service.create_sku, data, settings.default_currency)
     # A new SKU has no stock yet.
-    return _sku_out(service.SkuView(sku, 0))
+    return _sku_out(service.SkuView(sku, 0), settings.low_stock_threshold)
 
 
 @router.get(
@@ -373,6 +384,7 @@ async def create_sku(
 )
 async def list_skus(
     uow: UnitOfWorkDep,
+    settings: SettingsDep,
     user: OptionalUser,
     stock: StockFiguresDep,
     product_id: Annotated[CatalogId | None, Query(description="Only this product's SKUs.")] = None,
@@ -390,7 +402,10 @@ async def list_skus(
         cursor=cursor,
         stock=stock,
     )
-    return Page(items=[_sku_out(view) for view in page.rows], next_cursor=page.next_cursor)
+    return Page(
+        items=[_sku_out(view, settings.low_stock_threshold) for view in page.rows],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get(
@@ -401,6 +416,7 @@ async def list_skus(
 async def get_sku(
     code: SkuCodePath,
     uow: UnitOfWorkDep,
+    settings: SettingsDep,
     user: OptionalUser,
     stock: StockFiguresDep,
     include_deleted: IncludeDeletedQuery = False,
@@ -408,7 +424,7 @@ async def get_sku(
     view = await uow.run(
         service.get_sku_for, user, code, include_deleted=include_deleted, stock=stock
     )
-    return _sku_out(view)
+    return _sku_out(view, settings.low_stock_threshold)
 
 
 @router.patch(
@@ -420,12 +436,13 @@ async def update_sku(
     code: SkuCodePath,
     data: SkuUpdate,
     uow: UnitOfWorkDep,
+    settings: SettingsDep,
     stock: StockFiguresDep,
     _staff: StaffUser,
 ) -> SkuOut:
     """Change price or attributes. Orders keep the price they were placed at."""
     view = await uow.run(service.update_sku_with_stock, code, data, stock=stock)
-    return _sku_out(view)
+    return _sku_out(view, settings.low_stock_threshold)
 
 
 @router.delete(

@@ -138,11 +138,25 @@ class CategoryTree(CategoryOut):
 # SKUs
 
 
+MAX_LOW_STOCK_THRESHOLD = 1_000_000_000
+LowStockThreshold = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_LOW_STOCK_THRESHOLD,
+        description="`stock.low` is announced when the SKU's total `available` falls to or "
+        "below this from above it. Left out (or null in a PATCH): the "
+        "STOREKEEPER_LOW_STOCK_THRESHOLD default.",
+    ),
+]
+
+
 class SkuFields(Body):
     code: SkuCode
     price_cents: PriceCents
     currency: Currency | None = None
     attributes: Attributes = Field(default_factory=dict)
+    low_stock_threshold: LowStockThreshold | None = None
 
 
 class SkuCreate(SkuFields):
@@ -153,6 +167,7 @@ class SkuUpdate(Patch):
     required_values = ("price_cents", "attributes")
     price_cents: PriceCents | None = None
     attributes: Attributes | None = None
+    low_stock_threshold: LowStockThreshold | None = None
     version: Version | None = None
 
 
@@ -164,6 +179,9 @@ class SkuOut(BaseModel):
     currency: str
     attributes: dict[str, Any]
     available: int
+    low_stock_threshold: int = Field(
+        description="The threshold in force: the SKU's own, else the default."
+    )
     version: int
     is_deleted: bool
     created_at: datetime

@@ -587,6 +587,7 @@ async def create_product(
             price_cents=sku.price_cents,
             currency=sku.currency or default_currency,
             attributes=sku.attributes,
+            low_stock_threshold=sku.low_stock_threshold,
         )
         for sku in data.skus
     )
@@ -680,6 +681,7 @@ async def create_sku(session: AsyncSession, data: SkuCreate, default_currency: s
         price_cents=data.price_cents,
         currency=data.currency or default_currency,
         attributes=data.attributes,
+        low_stock_threshold=data.low_stock_threshold,
     )
     session.add(sku)
     await flush_or_conflict(session, f"SKU code {data.code} is already in use.")

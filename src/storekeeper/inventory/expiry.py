@@ -15,7 +15,8 @@ Every hold expired here is announced with a `hold.expired` event in the same uni
 its `data` the hold as the API shows it (`ReservationOut`): on PostgreSQL one more CTE of
 the same statement writes the events, on SQLite one select of the batch's lines and one
 insert follow the update. `expired_hold_data` is that shape for the holds expired one at a
-time (a convert that finds its hold expired).
+time (a convert that finds its hold expired). The units given back are noted for the
+SKUs' stock announcements (`signals`): a SKU that was sold out is back in stock.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storekeeper.db import Database, UnitOfWork, UTCDateTime, after_commit, is_postgres, utcnow
 from storekeeper.events import outbox
 from storekeeper.events.metrics import EVENTS_WRITTEN
-from storekeeper.inventory import ledger
+from storekeeper.inventory import ledger, signals
 from storekeeper.inventory.lines import skus
 from storekeeper.inventory.metrics import HOLDS_EXPIRED
 from storekeeper.inventory.models import (
@@ -131,7 +132,10 @@ lines AS (
 {return_reserved},
 {announce}
 SELECT (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM returned) AS levels,
-       (SELECT count(*) FROM announced) AS events
+       (SELECT count(*) FROM announced) AS events,
+       ARRAY(SELECT sku_id FROM totals GROUP BY sku_id ORDER BY sku_id) AS returned_skus,
+       ARRAY(SELECT CAST(sum(quantity) AS INTEGER) FROM totals GROUP BY sku_id ORDER BY sku_id)
+           AS returned_units
 """
 
 
@@ -183,6 +187,7 @@ async def expire_due_holds(
         statement = _POSTGRES_STATEMENTS[(limit is not None, sku_ids is not None)]
         counts = (await session.execute(statement, params)).one()
         _count_events(session, counts.events)
+        signals.note(session, dict(zip(counts.returned_skus, counts.returned_units, strict=True)))
         expired: int = counts.expired
         return expired
     due = select(reservations.c.id).where(

@@ -4,8 +4,10 @@ A one-line hold under `atomic` locking on PostgreSQL is written by
 `ledger.hold_one_line_statement` as a single statement that commits as it ends: one round
 trip, and the hot row is locked only while the database writes and commits. Every case it
 cannot serve (several lines, another strategy or SQLite; stock that is short, perhaps only
-until expired holds are reclaimed; an unknown or deleted SKU or location; a caller who may
-not hold; a quantity out of range; a client_token used before) falls back to
+until expired holds are reclaimed; a hold that would leave its level at or below the SKU's
+low-stock threshold, which may have to announce `stock.low` or `stock.out`; an unknown or
+deleted SKU or location; a caller who may not hold; a quantity out of range; a
+client_token used before) falls back to
 `service.create_hold_for_caller` in a unit of work, which gives each of those its answer.
 """
 
@@ -64,6 +66,7 @@ async def _hold_in_one_statement(
         reference=request.reference,
         actor_id=caller_id,
         now=now,
+        default_threshold=uow.db.settings.low_stock_threshold,
     )
     try:
         rows = await uow.run_alone(*ledger.hold_one_line_statement(hold))

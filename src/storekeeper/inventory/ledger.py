@@ -19,6 +19,12 @@ The writes, by who asks for them:
   (`RETURN_RESERVED_SQL` is the same write inside expiry's PostgreSQL statement).
 - `hold_one_line_statement` is the flash-sale hold: caller check, claim, reservation, line
   and ledger row as one statement.
+
+Every write in a unit of work notes how it moved its SKU's available units (`signals.note`),
+so that the unit announces `stock.low` / `stock.out` / `stock.back_in_stock` before it
+commits; the PostgreSQL expiry statement reports its SKUs' totals for the same. The
+one-statement hold only serves holds that leave their level above the SKU's threshold,
+which never call for an announcement (`signals` explains why).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from storekeeper.accounts.policy import staff_role_sql
 from storekeeper.db import UTCDateTime, dialect_insert, is_postgres
+from storekeeper.inventory import signals
 from storekeeper.inventory.models import (
     MovementKind,
     available_of,
@@ -283,7 +290,34 @@ async def _write(
     `change_params` for its bind parameters) with its ledger row and, when
     `reservation_id` is given, its reservation line. None when the change matched no row.
     `pg_statement` is `_pg_write_statement` of `change`, when the caller has it built
-    already."""
+    already. A change of the SKU's available units is noted for its announcements."""
+    written = await _write_level(
+        session,
+        change,
+        deltas,
+        entry,
+        reservation_id,
+        line_quantity,
+        change_params=change_params,
+        pg_statement=pg_statement,
+    )
+    if written is not None:
+        units = available_units(deltas.on_hand, deltas.reserved, deltas.allocated)
+        signals.note(session, {written.sku_id: units})
+    return written
+
+
+async def _write_level(
+    session: AsyncSession,
+    change: ReturningUpdate[Any] | ReturningInsert[Any],
+    deltas: Deltas,
+    entry: Entry,
+    reservation_id: uuid.UUID | None,
+    line_quantity: int,
+    *,
+    change_params: dict[str, Any] | None,
+    pg_statement: Select[Any] | None,
+) -> Written | None:
     params = {
         **(change_params or {}),
         **_write_params(deltas, entry, reservation_id, line_quantity),
@@ -475,7 +509,8 @@ async def claim_level(
 # (reservation_id, sku_id, location_id, quantity) of the holds it expired: one `expire`
 # ledger row per line, then the touched levels locked in (SKU, location) order (rows leave
 # `locked` sorted and each is locked as it leaves, the order every other writer uses) and
-# their `reserved` given back. Bind parameters: `now`, `reason`.
+# their `reserved` given back. Bind parameters: `now`, `reason`. The statement running it
+# reports each SKU's units from `totals`, for `signals.note`.
 RETURN_RESERVED_SQL = f"""
 movement AS (
     {
@@ -535,6 +570,12 @@ async def return_reserved(
     """Give the reserved units of these (just expired) holds back to their levels, with an
     `expire` ledger row per line, set-based. The SQLite form of `RETURN_RESERVED_SQL`."""
     lines_of_batch = reservation_lines.c.reservation_id.in_(reservation_ids)
+    returned_by_sku = await session.execute(
+        select(reservation_lines.c.sku_id, func.sum(reservation_lines.c.quantity))
+        .where(lines_of_batch)
+        .group_by(reservation_lines.c.sku_id)
+    )
+    signals.note(session, {sku_id: int(units) for sku_id, units in returned_by_sku})
     await session.execute(
         ledger_insert(
             select(
@@ -584,7 +625,10 @@ async def return_reserved(
 # (autocommit), PostgreSQL commits it the moment it ends, so the hot row is locked for the
 # statement and its commit only, never for a round trip back to the application. Every step
 # depends on the one before: when the caller may not hold, the SKU is unknown or deleted,
-# or no level can serve the quantity, nothing matches and nothing is written. A
+# or no level can serve the quantity, nothing matches and nothing is written; so too when
+# the hold would leave its level at or below the SKU's low-stock threshold (the level is
+# still chosen as every hold chooses it, by priority): such a hold may call for
+# `stock.low` or `stock.out`, which the unit-of-work path announces. A
 # client_token already used makes the reservation INSERT fail with a unique violation,
 # which undoes the claim with the rest of the statement.
 _HOLD_ONE_LINE = text(
@@ -594,7 +638,8 @@ WITH caller AS (
     WHERE users.id = :actor_id AND users.is_active AND {staff_role_sql("users.role")}
 ),
 target AS (
-    SELECT candidate.id
+    SELECT candidate.id,
+           COALESCE(skus.low_stock_threshold, CAST(:default_threshold AS INTEGER)) AS threshold
     FROM skus
     JOIN stock_levels AS candidate ON candidate.sku_id = skus.id
     JOIN locations ON locations.id = candidate.location_id
@@ -615,6 +660,7 @@ claimed AS (
     FROM target
     WHERE level.id = target.id
       AND {available_sql("level")} >= CAST(:quantity AS INTEGER)
+      AND {available_sql("level")} - CAST(:quantity AS INTEGER) > target.threshold
     RETURNING level.sku_id, level.location_id
 ),
 reservation AS (
@@ -672,6 +718,8 @@ class OneLineHold:
     reference: str | None
     actor_id: int
     now: datetime
+    # STOREKEEPER_LOW_STOCK_THRESHOLD, for a SKU without a threshold of its own.
+    default_threshold: int
 
 
 def hold_one_line_statement(hold: OneLineHold) -> tuple[TextClause, dict[str, Any]]:
@@ -689,4 +737,5 @@ def hold_one_line_statement(hold: OneLineHold) -> tuple[TextClause, dict[str, An
         "expires_at": hold.expires_at,
         "reference": hold.reference,
         "movement_reference": str(hold.reservation_id),
+        "default_threshold": hold.default_threshold,
     }

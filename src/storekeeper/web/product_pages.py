@@ -45,6 +45,7 @@ from storekeeper.web.forms import (
     attempt,
     build,
     form_refusal,
+    integer,
     json_object,
     money_cents,
     optional_text,
@@ -642,6 +643,9 @@ async def _edit_sku_page(
     values = typed or {
         "price": amount_text(sku.price_cents),
         "attributes": _attributes_text(sku.attributes),
+        "low_stock_threshold": (
+            "" if sku.low_stock_threshold is None else str(sku.low_stock_threshold)
+        ),
     }
     return render(
         request,
@@ -651,6 +655,7 @@ async def _edit_sku_page(
             "sku": sku,
             "product": detail.product,
             "available": detail.available,
+            "default_threshold": settings_of(request).low_stock_threshold,
             "values": values,
             "errors": errors or {},
         },
@@ -677,9 +682,15 @@ def _sku_update(form: FormData) -> SkuUpdate:
         attributes = json_object(form, "attributes")
     except FormInvalid as invalid:
         errors, attributes = {**errors, **invalid.errors}, {}
+    try:
+        # Blank: the SKU follows the default threshold.
+        threshold = integer(form, "low_stock_threshold", "threshold", required=False)
+    except FormInvalid as invalid:
+        errors, threshold = {**errors, **invalid.errors}, None
     values = {
         "price_cents": price,
         "attributes": attributes,
+        "low_stock_threshold": threshold,
         "version": text(form, "version") or None,
     }
     try:
@@ -696,7 +707,11 @@ def _sku_update(form: FormData) -> SkuUpdate:
 async def update_sku(
     request: Request, code: SkuCodePath, uow: UnitOfWorkDep, form: StaffForm
 ) -> Response:
-    typed = {"price": text(form, "price"), "attributes": text(form, "attributes")}
+    typed = {
+        "price": text(form, "price"),
+        "attributes": text(form, "attributes"),
+        "low_stock_threshold": text(form, "low_stock_threshold"),
+    }
     outcome: Sku | Refusal
     try:
         data = _sku_update(form)
