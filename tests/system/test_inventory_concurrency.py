@@ -2,7 +2,8 @@
 
 For each locking strategy, concurrent requests spread over both servers must never
 oversell, must produce exactly one hold per client token, must not deadlock or half-hold on
-batches in opposite orders, and must leave the figures consistent with the ledger.
+batches in opposite orders, must announce each SKU's stock crossings exactly once, and must
+leave the figures consistent with the ledger.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import Database
+from storekeeper.events.models import Event
 from storekeeper.inventory import stock as inventory_stock
 from storekeeper.inventory.models import Reservation, ReservationLine, StockMovement
 from tests.inventory.conftest import insert_skus
@@ -158,3 +160,31 @@ async def test_no_oversell_one_hold_per_token_no_deadlock(
         )
 
         await assert_consistent(cluster, staff_headers)
+
+    # Each SKU crossed each line once, whichever process wrote the crossing hold: back in
+    # stock on receipt, low at 5 and out at 0 for those sold out (DUP and RACE stayed
+    # above or started at the threshold).
+    async with system_db.transaction(write=False) as session:
+        announced = (
+            await session.execute(
+                select(Event.type, Event.data).where(Event.type.like("stock.%")).order_by(Event.seq)
+            )
+        ).all()
+    by_type = collections.Counter(
+        (kind, data["sku"], data["available"]) for kind, data in announced
+    )
+    expected = {
+        ("stock.back_in_stock", code, units): 1
+        for code, units in (
+            ("HOT", 50),
+            ("X", 30),
+            ("Y", 30),
+            ("Z", 30),
+            ("DUP", 5),
+            ("RACE", 1000),
+        )
+    }
+    for code in ("HOT", "X", "Y", "Z"):
+        expected[("stock.low", code, 5)] = 1
+        expected[("stock.out", code, 0)] = 1
+    assert by_type == expected
