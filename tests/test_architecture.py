@@ -79,7 +79,9 @@ def test_only_the_ledger_writes_stock_levels_and_ledger_rows() -> None:
     assert writers == ["inventory/ledger.py"]
 
 
-@pytest.mark.parametrize("domain", ["accounts", "catalog", "inventory", "orders", "events"])
+@pytest.mark.parametrize(
+    "domain", ["accounts", "catalog", "inventory", "orders", "events", "notifications"]
+)
 def test_routes_reach_the_database_only_through_the_unit_of_work(domain: str) -> None:
     router = (SRC / domain / "router.py").read_text()
     for forbidden in ("AsyncSession", "db.run(", "db.transaction(", "DatabaseDep"):

@@ -30,6 +30,7 @@ from storekeeper.health import router as health_router
 from storekeeper.inventory import queries as inventory_queries
 from storekeeper.inventory.expiry import sweep_expired_holds
 from storekeeper.inventory.router import router as inventory_router
+from storekeeper.notifications.router import router as notifications_router
 from storekeeper.notifications.sender import email_job
 from storekeeper.observability import RequestContextMiddleware, configure_logging
 from storekeeper.orders.router import router as orders_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog_router,
         accounts_router,
         events_router,
+        notifications_router,
     ):
         app.include_router(domain_router, prefix=API_PREFIX)
     app.include_router(health_router)

@@ -17,6 +17,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from storekeeper.config import Settings
 from tests.orders.conftest import make_sku  # noqa: F401  (priced SKUs with stock)
+from tests.web.conftest import sign_in  # noqa: F401  (signing in to the staff pages)
 
 USERNAME = "mailer"
 PASSWORD = "s3cret:/@"

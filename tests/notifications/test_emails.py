@@ -18,6 +18,7 @@ from storekeeper.accounts.models import User
 from storekeeper.app import periodic_jobs
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database, UnitOfWork, utcnow
+from storekeeper.events.models import EventPublication
 from storekeeper.events.publisher import publish_all
 from storekeeper.notifications.models import Email, EmailCursor
 from storekeeper.notifications.sender import (
@@ -84,10 +85,20 @@ def _html(message: Any) -> str:
     return body
 
 
+async def _last_published(db: Database) -> int:
+    async with db.transaction(write=False) as session:
+        last: int = await session.scalar(select(EventPublication.last_event_id)) or 0
+        return last
+
+
 @pytest.fixture
-async def pen_and_ink(make_sku: SkuMaker) -> None:
+async def pen_and_ink(db: Database, make_sku: SkuMaker) -> int:
+    """PEN and INK with stock; returns the id of the last event published so far (receiving
+    the stock announces it: the order events of a test are numbered after those)."""
     await make_sku("PEN", price_cents=250, stock=20, product_name="Pen")
     await make_sku("INK", price_cents=900, stock=5, product_name="Ink <b>blue</b>")
+    await publish_all(db)
+    return await _last_published(db)
 
 
 async def _address(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
@@ -116,8 +127,9 @@ async def test_an_order_gets_one_confirmation_then_its_notices_exactly_once(
     customer_user: User,
     customer_headers: dict[str, str],
     staff_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
+    before = pen_and_ink
     address_id = await _address(client, customer_headers)
     order = await _order(
         client, customer_headers, [("PEN", 2), ("INK", 1)], shipping_address_id=address_id
@@ -164,7 +176,7 @@ async def test_an_order_gets_one_confirmation_then_its_notices_exactly_once(
         email.last_error,
         email.locked_until,
         email.next_attempt_at,
-    ) == (1, "order_confirmation", "customer@example.com", "sent", 1, None, None, None)
+    ) == (before + 1, "order_confirmation", "customer@example.com", "sent", 1, None, None, None)
     assert email.sent_at is not None
     assert email.body_text == _text(message)
 
@@ -201,14 +213,14 @@ async def test_an_order_gets_one_confirmation_then_its_notices_exactly_once(
 
     assert await _jobs(db, mail) == 0
     assert len(smtp_server.received) == 4
-    assert [(e.event_id, e.kind, e.status, e.attempts) for e in await _emails(db)] == [
+    assert [(e.event_id - before, e.kind, e.status, e.attempts) for e in await _emails(db)] == [
         (1, "order_confirmation", "sent", 1),
         (2, "order_shipped", "sent", 1),
         (3, "order_confirmation", "sent", 1),
         (5, "order_cancelled", "sent", 1),
     ]
     async with db.transaction(write=False) as session:
-        assert await session.scalar(select(EmailCursor.last_event_id)) == 5
+        assert await session.scalar(select(EmailCursor.last_event_id)) == before + 5
 
 
 async def test_without_smtp_emails_are_kept_as_skipped_and_never_sent(
@@ -218,7 +230,7 @@ async def test_without_smtp_emails_are_kept_as_skipped_and_never_sent(
     smtp_server: SmtpServer,
     customer_headers: dict[str, str],
     staff_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     assert settings.smtp_url is None
     order = await _order(client, customer_headers, [("PEN", 3)])
@@ -246,7 +258,7 @@ async def test_a_server_that_is_down_is_retried_until_it_is_back(
     mail: Settings,
     smtp_server: SmtpServer,
     customer_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     mail.webhook_retry_schedule = [0, 0, 0]
     await smtp_server.stop()
@@ -278,7 +290,7 @@ async def test_an_email_is_dead_after_the_last_attempt_of_the_schedule(
     mail: Settings,
     smtp_server: SmtpServer,
     customer_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     mail.webhook_retry_schedule = [0]
     await smtp_server.stop()
@@ -301,7 +313,7 @@ async def test_a_claim_is_leased_and_only_its_own_outcome_is_recorded(
     db: Database,
     mail: Settings,
     customer_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     await _order(client, customer_headers, [("PEN", 1)])
     await publish_all(db)
@@ -333,14 +345,14 @@ async def test_concurrent_jobs_make_each_email_once(
     mail: Settings,
     smtp_server: SmtpServer,
     customer_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     for _ in range(3):
         await _order(client, customer_headers, [("PEN", 1)])
     await publish_all(db)
     await asyncio.gather(*(prepare_all(db, mail) for _ in range(4)))
     await asyncio.gather(*(send_due(db, mail) for _ in range(4)))
-    assert [(e.event_id, e.status, e.attempts) for e in await _emails(db)] == [
+    assert [(e.event_id - pen_and_ink, e.status, e.attempts) for e in await _emails(db)] == [
         (1, "sent", 1),
         (2, "sent", 1),
         (3, "sent", 1),
@@ -354,7 +366,7 @@ async def test_smtp_login_from_the_url(
     db: Database,
     mail: Settings,
     customer_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     server = SmtpServer(require_login=True)
     await server.start()
@@ -382,7 +394,7 @@ async def test_the_periodic_jobs_publish_and_send(
     mail: Settings,
     smtp_server: SmtpServer,
     customer_headers: dict[str, str],
-    pen_and_ink: None,
+    pen_and_ink: int,
 ) -> None:
     assert "send-emails" in [job.name for job in periodic_jobs(mail)]
     order = await _order(client, customer_headers, [("PEN", 1)])

@@ -27,6 +27,7 @@ KINDS: tuple[str, ...] = (
     EmailKind.ORDER_CONFIRMATION,
     EmailKind.ORDER_SHIPPED,
     EmailKind.ORDER_CANCELLED,
+    EmailKind.BACK_IN_STOCK,
 )
 
 

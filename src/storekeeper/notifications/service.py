@@ -11,13 +11,18 @@ gap ever show, the batch stops before it and the next run carries on.
 | `order.created` | `order_confirmation`: lines, total, shipping address |
 | `order.shipped` | `order_shipped` |
 | `order.cancelled` | `order_cancelled` |
+| `stock.back_in_stock` | `back_in_stock`, naming the SKU code: one per waiting customer |
 
-The recipient is the order's customer (`data["user_id"]` in `users`). With no SMTP server
-configured an email is made `skipped`: kept and visible, never sent.
+The recipient of an order email is the order's customer (`data["user_id"]` in `users`).
+Those of a back-in-stock email are the customers waiting for the SKU (`data["sku"]`): their
+entries become `notified` in the same unit of work (`waitlist.take_waiting`), so a second
+event for the SKU emails only those who joined again since. With no SMTP server configured
+an email is made `skipped`: kept and visible, never sent.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -30,7 +35,13 @@ from storekeeper.db import Database, UnitOfWork, dialect_insert, is_postgres, ut
 from storekeeper.events import outbox
 from storekeeper.events.models import Event, EventPublication
 from storekeeper.notifications.models import Email, EmailCursor, EmailKind, EmailStatus
-from storekeeper.notifications.templates import render
+from storekeeper.notifications.templates import (
+    Rendered,
+    back_in_stock_context,
+    order_context,
+    render,
+)
+from storekeeper.notifications.waitlist import take_waiting
 
 log = structlog.get_logger("storekeeper.notifications")
 
@@ -60,6 +71,50 @@ async def events_behind(session: AsyncSession) -> int:
     )
     done = await session.scalar(select(EmailCursor.last_event_id).where(EmailCursor.id == 1))
     return max((published or 0) - (done or 0), 0)
+
+
+def _email_row(
+    event_id: int, kind: str, to_address: str, rendered: Rendered, *, now: datetime, sending: bool
+) -> dict[str, Any]:
+    """The `emails` row of one email: due now when sending, else kept as skipped."""
+    return {
+        "event_id": event_id,
+        "kind": kind,
+        "to_address": to_address,
+        "subject": rendered.subject,
+        "body_text": rendered.body_text,
+        "body_html": rendered.body_html,
+        "status": EmailStatus.PENDING if sending else EmailStatus.SKIPPED,
+        "attempts": 0,
+        "next_attempt_at": now if sending else None,
+        "created_at": now,
+    }
+
+
+async def _back_in_stock_emails(
+    session: AsyncSession, row: Any, *, now: datetime, sending: bool
+) -> list[dict[str, Any]]:
+    """One `back_in_stock` email per customer waiting for the event's SKU, whose entries
+    become `notified`."""
+    code = row.data.get("sku")
+    if not isinstance(code, str) or not code:
+        log.warning("back_in_stock_without_sku", event_id=row.id)
+        return []
+    back = await take_waiting(session, code, now)
+    if back is None:
+        return []
+    kind = EmailKind.BACK_IN_STOCK
+    return [
+        _email_row(
+            row.id,
+            kind,
+            recipient.email,
+            render(kind, back_in_stock_context(back.sku, back.product_name, recipient.name)),
+            now=now,
+            sending=sending,
+        )
+        for recipient in back.recipients
+    ]
 
 
 async def prepare_emails(
@@ -102,31 +157,25 @@ async def prepare_emails(
     now = utcnow()
     sending = settings.smtp_url is not None
     emails: list[dict[str, Any]] = []
-    for row in wanted:
+    for row in consumed:
+        if row.type == outbox.STOCK_BACK_IN_STOCK:
+            emails.extend(await _back_in_stock_emails(session, row, now=now, sending=sending))
+            continue
+        if row.type not in KIND_OF_EVENT:
+            continue
         user = users.get(int(row.data["user_id"]))
         if user is None:
             log.warning("email_without_recipient", event_id=row.id, user_id=row.data["user_id"])
             continue
         kind = KIND_OF_EVENT[row.type]
-        rendered = render(kind, row.data, user.full_name or user.email)
+        context = order_context(row.data, user.full_name or user.email)
         emails.append(
-            {
-                "event_id": row.id,
-                "kind": kind,
-                "to_address": user.email,
-                "subject": rendered.subject,
-                "body_text": rendered.body_text,
-                "body_html": rendered.body_html,
-                "status": EmailStatus.PENDING if sending else EmailStatus.SKIPPED,
-                "attempts": 0,
-                "next_attempt_at": now if sending else None,
-                "created_at": now,
-            }
+            _email_row(row.id, kind, user.email, render(kind, context), now=now, sending=sending)
         )
     if emails:
         await session.execute(
             dialect_insert(session, Email).on_conflict_do_nothing(
-                index_elements=["event_id", "kind"]
+                index_elements=["event_id", "kind", "to_address"]
             ),
             emails,
         )

@@ -1,12 +1,19 @@
 """Rendering customer emails: a subject, a plain-text body and an HTML body per kind.
 
 The bodies are Jinja2 templates in `templates/` (`{kind}.txt` and `{kind}.html`); the HTML
-environment escapes every value, the text one does not. Each template gets `order` (the
-event's `data`: the order as the API shows it) and `name` (the customer's).
+environment escapes every value, the text one does not. `render` takes the kind and its
+context, which the subject is formatted from too; each kind's context is made by its own
+function:
+
+- `order_confirmation`, `order_shipped`, `order_cancelled`: `order_context`, with `order`
+  (the event's `data`: the order as the API shows it) and `name` (the customer's);
+- `back_in_stock`: `back_in_stock_context`, with `sku` (its code), `product_name` and
+  `name`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +24,12 @@ from storekeeper.notifications.models import EmailKind
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+# Formatted with the kind's context (`str.format_map`).
 SUBJECTS = {
-    EmailKind.ORDER_CONFIRMATION: "Your order {order_id} is confirmed",
-    EmailKind.ORDER_SHIPPED: "Your order {order_id} has shipped",
-    EmailKind.ORDER_CANCELLED: "Your order {order_id} has been cancelled",
+    EmailKind.ORDER_CONFIRMATION: "Your order {order[id]} is confirmed",
+    EmailKind.ORDER_SHIPPED: "Your order {order[id]} has shipped",
+    EmailKind.ORDER_CANCELLED: "Your order {order[id]} has been cancelled",
+    EmailKind.BACK_IN_STOCK: "{sku} is back in stock",
 }
 
 
@@ -53,10 +62,22 @@ class Rendered:
     body_html: str
 
 
-def render(kind: str, order: dict[str, Any], name: str) -> Rendered:
-    context = {"order": order, "name": name}
+def order_context(order: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The context of an order email: the order as the API shows it, and the customer's
+    name."""
+    return {"order": order, "name": name}
+
+
+def back_in_stock_context(sku: str, product_name: str | None, name: str) -> dict[str, Any]:
+    """The context of a back-in-stock email: the SKU's code, its product's name (None when
+    unknown) and the customer's name."""
+    return {"sku": sku, "product_name": product_name, "name": name}
+
+
+def render(kind: str, context: Mapping[str, Any]) -> Rendered:
+    """The subject and both bodies of an email of `kind` from its context."""
     return Rendered(
-        subject=SUBJECTS[kind].format(order_id=order["id"]),
+        subject=SUBJECTS[kind].format_map(context),
         body_text=_TEXT.get_template(f"{kind}.txt").render(context),
         body_html=_HTML.get_template(f"{kind}.html").render(context),
     )

@@ -1,5 +1,6 @@
 """Notification pages (staff and admins): the customer emails newest first, by status and
-kind with cursor paging, and a Retry button on each failed or dead one.
+kind (`queries.KINDS`: the order emails and back-in-stock emails) with cursor paging, and a
+Retry button on each failed or dead one.
 
 Reads go through `storekeeper.notifications.queries` and a retry through
 `storekeeper.notifications.retry.retry_email`, which makes the email due again now the way
