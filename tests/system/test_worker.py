@@ -120,8 +120,14 @@ async def test_the_worker_expires_holds_publishes_events_and_stops_on_a_signal(
     worker = _start_worker(system_db.settings.database_url, log)
     try:
         # The sweep expires the three holds (one hold.expired each), the publisher gives
-        # every event its public id in write order.
-        first = [(1, "stock.low"), (2, "hold.expired"), (3, "hold.expired"), (4, "hold.expired")]
+        # every event its public id in write order (the receipt's back in stock first).
+        first = [
+            (1, "stock.back_in_stock"),
+            (2, "stock.low"),
+            (3, "hold.expired"),
+            (4, "hold.expired"),
+            (5, "hold.expired"),
+        ]
         expired = {"a": "expired", "b": "expired", "c": "expired"}
         await _until(system_db, lambda state: state == (expired, 0, first), worker, log)
 
@@ -133,13 +139,13 @@ async def test_the_worker_expires_holds_publishes_events_and_stops_on_a_signal(
             system_db,
             lambda state: (
                 state[:2] == ({**expired, "d": "expired"}, 0)
-                and [event_id for event_id, _ in state[2]] == [1, 2, 3, 4, 5, 6]
+                and [event_id for event_id, _ in state[2]] == [1, 2, 3, 4, 5, 6, 7]
             ),
             worker,
             log,
         )
-        assert events[:4] == first
-        assert sorted(event_type for _, event_type in events[4:]) == ["hold.expired", "stock.low"]
+        assert events[:5] == first
+        assert sorted(event_type for _, event_type in events[5:]) == ["hold.expired", "stock.low"]
 
         worker.send_signal(stop_signal)
         code = await asyncio.to_thread(worker.wait, STOP_SECONDS)
