@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import Uuid, make_url, text
+from sqlalchemy import bindparam as sa_bindparam
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from storekeeper import migrate
 from storekeeper.accounts.models import Role, User
 from storekeeper.accounts.security import create_access_token, hash_password
 from storekeeper.app import create_app
 from storekeeper.config import Environment, Settings
-from storekeeper.db import Database
+from storekeeper.db import Database, UTCDateTime, utcnow
 
 POSTGRES_URL = os.environ.get("STOREKEEPER_TEST_DATABASE_URL")
 REQUIRE_POSTGRES = os.environ.get("STOREKEEPER_TEST_REQUIRE_POSTGRES") == "1"
@@ -206,9 +210,58 @@ def make_user(db: Database) -> UserFactory:
     return _make
 
 
+def _record_sign_in(database_url: str, user_id: int, sign_in_id: uuid.UUID) -> None:
+    """Insert a live API sign-in row on a connection of its own (in a thread with its own
+    event loop, so that the synchronous `bearer` can be called from async tests)."""
+
+    async def _insert() -> None:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        now = utcnow()
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO sign_ins (id, user_id, kind, created_at, expires_at) "
+                        "VALUES (:id, :user_id, 'api', :now, :expires_at)"
+                    ).bindparams(
+                        sa_bindparam("id", type_=Uuid()),
+                        sa_bindparam("now", type_=UTCDateTime()),
+                        sa_bindparam("expires_at", type_=UTCDateTime()),
+                    ),
+                    {
+                        "id": sign_in_id,
+                        "user_id": user_id,
+                        "now": now,
+                        "expires_at": now + timedelta(days=1),
+                    },
+                )
+        finally:
+            await engine.dispose()
+
+    failure: list[BaseException] = []
+
+    def _run() -> None:
+        try:
+            asyncio.run(_insert())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=_run)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+def access_token_for(settings: Settings, user: User) -> str:
+    """An access token of a new, live API sign-in of `user` (recorded in the database)."""
+    sign_in_id = uuid.uuid4()
+    _record_sign_in(settings.database_url, user.id, sign_in_id)
+    return create_access_token(settings, user_id=user.id, role=user.role, sign_in_id=sign_in_id)
+
+
 def bearer(settings: Settings, user: User) -> dict[str, str]:
-    token = create_access_token(settings, user_id=user.id, role=user.role)
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {access_token_for(settings, user)}"}
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from storekeeper import __version__
 from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.router import router as accounts_router
+from storekeeper.accounts.security import decode_access_token
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
@@ -34,8 +35,11 @@ from storekeeper.notifications.router import router as notifications_router
 from storekeeper.notifications.sender import email_job
 from storekeeper.observability import RequestContextMiddleware, configure_logging
 from storekeeper.orders.router import router as orders_router
+from storekeeper.orders.service import cancel_unpaid_orders
+from storekeeper.ratelimit import RateLimitMiddleware, RequestLimiter
 from storekeeper.tasks import BackgroundRunner, PeriodicJob
 from storekeeper.web.router import router as web_router
+from storekeeper.web.security import SESSION_COOKIE, read_session
 
 log = structlog.get_logger("storekeeper.app")
 
@@ -44,7 +48,7 @@ API_PREFIX = "/api/v1"
 
 def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     """The background jobs every server process (and `storekeeper worker`) runs."""
-    return [
+    jobs = [
         PeriodicJob(
             "expire-holds",
             settings.expiry_interval_seconds,
@@ -57,6 +61,22 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
         # Customer emails: made from newly published events, then sent through SMTP.
         PeriodicJob("send-emails", settings.events_interval_seconds, email_job(settings)),
     ]
+    if settings.order_payment_timeout_seconds > 0:
+        # Unpaid orders give their stock back: checked every tenth of the timeout (at least
+        # as often as the expiry sweep runs, at most every minute).
+        jobs.append(
+            PeriodicJob(
+                "cancel-unpaid-orders",
+                max(
+                    settings.expiry_interval_seconds,
+                    min(60.0, settings.order_payment_timeout_seconds / 10),
+                ),
+                partial(
+                    cancel_unpaid_orders, timeout_seconds=settings.order_payment_timeout_seconds
+                ),
+            )
+        )
+    return jobs
 
 
 async def on_startup(db: Database, settings: Settings) -> None:
@@ -93,6 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Inventory, reservations, carts, checkout and orders for online shops.",
         lifespan=lifespan,
+        # STOREKEEPER_DOCS_ENABLED=false: no /docs, /redoc or /openapi.json (404).
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings)
@@ -115,13 +139,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(web_router)
 
+    # Middleware added first runs innermost: the rate limits run inside CORS (so a 429
+    # carries its headers) and inside the request context (request id, access log).
+    app.state.rate_limiter = RequestLimiter(settings)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=app.state.rate_limiter,
+        settings=settings,
+        token_user=partial(decode_access_token, settings),
+        session_user=partial(read_session, settings),
+        session_cookie=SESSION_COOKIE,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
         )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -11,6 +11,7 @@ import uvicorn
 
 from storekeeper import migrate
 from storekeeper import worker as worker_process
+from storekeeper.accounts.api_key_cli import api_keys_app
 from storekeeper.accounts.cli import users_app
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
@@ -21,6 +22,7 @@ app = typer.Typer(help="Storekeeper: inventory, reservations and orders.", no_ar
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(api_keys_app, name="api-keys")
 app.command("check")(check)
 
 
@@ -67,7 +69,11 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
-        proxy_headers=True,
+        # One rule for the client address: the app takes it from X-Forwarded-For only when
+        # the peer is in STOREKEEPER_TRUSTED_PROXIES (storekeeper.ratelimit). uvicorn's own
+        # rewriting (which believes 127.0.0.1 by default) would be a second rule, and would
+        # hide the real peer from that check.
+        proxy_headers=False,
         server_header=False,
         timeout_worker_healthcheck=worker_healthcheck_seconds,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+import limits
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -81,10 +83,28 @@ class Settings(BaseSettings):
     default_hold_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
     optimistic_max_retries: int = Field(default=8, ge=1, le=100)
     expiry_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Failed sign-ins per client address, and per (account, address).
     login_rate_limit: str = "10/minute"
+    # Failed sign-ins of one account from all addresses together: much higher, so nobody
+    # can lock a chosen account out from many addresses.
+    login_account_rate_limit: str = "100/hour"
+    # Requests per principal: an API key or a signed-in user; and per client address for
+    # anonymous requests (STOREKEEPER_RATE_LIMIT_ENABLED turns both off).
+    rate_limit_default: str = "1200/minute"
+    rate_limit_anonymous: str = "300/minute"
+    # Peers whose X-Forwarded-For is believed (addresses or networks, comma-separated).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Namespace of the shared rate-limit counters in Redis.
     rate_limit_key_prefix: str = "storekeeper"
     low_stock_threshold: int = Field(default=5, ge=0)
+
+    # A `pending` order older than this is cancelled by the background sweep; 0: never.
+    order_payment_timeout_seconds: int = Field(default=0, ge=0, le=365 * 86_400)
+
+    # Operations endpoints: `/metrics` asks for `Authorization: Bearer <metrics_token>`
+    # when it is set; `docs_enabled=false` serves no `/docs`, `/redoc` or `/openapi.json`.
+    metrics_token: str | None = None
+    docs_enabled: bool = True
 
     # Start the background jobs (expiry sweep, event publication, webhook deliveries)
     # inside each server process; `storekeeper worker` runs them without HTTP.
@@ -113,6 +133,31 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator(
+        "login_rate_limit", "login_account_rate_limit", "rate_limit_default", "rate_limit_anonymous"
+    )
+    @classmethod
+    def _limit_is_parsable(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("must be a rate such as 300/minute") from None
         return value
 
     @field_validator("webhook_retry_schedule", mode="before")

@@ -136,6 +136,33 @@ class InsufficientStock(StorekeeperError):
         super().__init__(detail, shortages=self.shortages)
 
 
+class PurchaseLimitExceeded(StorekeeperError):
+    """More units of a SKU for one customer than its `max_per_customer` allows."""
+
+    status_code = 409
+    code = "purchase_limit_exceeded"
+    default_detail = "This order would exceed the most units of a SKU one customer may buy."
+
+    def __init__(
+        self,
+        *,
+        sku: str,
+        limit: int,
+        already_ordered: int,
+        requested: int,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(
+            detail
+            or f"At most {limit} of {sku} per customer: {already_ordered} already ordered, "
+            f"{requested} more requested.",
+            sku=sku,
+            limit=limit,
+            already_ordered=already_ordered,
+            requested=requested,
+        )
+
+
 class PayloadTooLarge(StorekeeperError):
     status_code = 413
     code = "payload_too_large"

@@ -64,6 +64,32 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
     )
 
 
+AUDIT_LOGGER = "storekeeper.audit"
+_AUDIT_LEVEL = structlog.make_filtering_bound_logger(logging.INFO)
+
+
+class AuditLog:
+    """The audit log: failed sign-ins, sign-outs, ended sign-ins, accounts created or changed
+    by an admin, refused forms. Each record carries `logger="storekeeper.audit"` and is kept
+    at INFO whatever STOREKEEPER_LOG_LEVEL says (a quieter level must not drop the audit
+    trail); it goes through the processors and output configured for every other log, read
+    at each call (so `structlog.testing.capture_logs` sees it too)."""
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._logger().info(event, logger=AUDIT_LOGGER, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._logger().warning(event, logger=AUDIT_LOGGER, **fields)
+
+    @staticmethod
+    def _logger() -> Any:
+        return structlog.wrap_logger(None, wrapper_class=_AUDIT_LEVEL)
+
+
+def audit_logger() -> AuditLog:
+    return AuditLog()
+
+
 def metrics_payload() -> tuple[bytes, str]:
     """Prometheus exposition; aggregates all workers when running multi-process."""
     import os
@@ -75,8 +101,21 @@ def metrics_payload() -> tuple[bytes, str]:
     return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
 
 
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def _security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every response carries: `nosniff` always, HSTS in production (read from
+    the settings of the app that serves `scope`)."""
+    settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+    env = getattr(getattr(settings, "env", None), "value", None)
+    return (NOSNIFF, HSTS) if env == "production" else (NOSNIFF,)
+
+
 class RequestContextMiddleware:
-    """Request id, body-size limit, access log line and HTTP metrics, as pure ASGI.
+    """Request id, security headers, body-size limit, access log line and HTTP metrics, as
+    pure ASGI.
 
     Pure ASGI (not BaseHTTPMiddleware) keeps the per-request overhead low and the
     response streaming untouched.
@@ -84,6 +123,8 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Worked out on the first request (the app's settings are known by then).
+        self._security_headers: tuple[tuple[bytes, bytes], ...] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,14 +137,19 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         status_holder = {"status": 500}
         header_value = request_id.encode("latin-1")
+        if self._security_headers is None:
+            self._security_headers = _security_headers(scope)
+        security_headers = self._security_headers
+        replaced = {b"x-request-id", *(name for name, _ in security_headers)}
 
         async def send_with_request_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                    (k, v) for k, v in message.get("headers", []) if k.lower() not in replaced
                 ]
                 headers.append((b"x-request-id", header_value))
+                headers.extend(security_headers)
                 message["headers"] = headers
             await send(message)
 

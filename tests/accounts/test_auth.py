@@ -18,7 +18,7 @@ from storekeeper.accounts.security import JWT_ALGORITHM, verify_password
 from storekeeper.config import Settings
 from storekeeper.db import Database, utcnow
 from tests.accounts.conftest import PROBLEM, TOKEN_URL, SignIn, auth
-from tests.conftest import TEST_PASSWORD, UserFactory, bearer
+from tests.conftest import TEST_PASSWORD, UserFactory, access_token_for, bearer
 
 REGISTER = "/api/v1/auth/register"
 REFRESH = "/api/v1/auth/refresh"
@@ -69,9 +69,13 @@ async def test_register_sign_in_refresh_and_sign_out(client: httpx.AsyncClient) 
 
 
 async def test_duplicate_email_is_409_case_insensitively(client: httpx.AsyncClient) -> None:
-    first = await client.post(REGISTER, json={"email": "bob@example.com", "password": "password1"})
+    first = await client.post(
+        REGISTER, json={"email": "bob@example.com", "password": "bobs first passphrase"}
+    )
     assert first.status_code == 201
-    second = await client.post(REGISTER, json={"email": "BOB@example.com", "password": "password2"})
+    second = await client.post(
+        REGISTER, json={"email": "BOB@example.com", "password": "bobs second passphrase"}
+    )
     assert second.status_code == 409
     assert second.headers["content-type"] == PROBLEM
     assert second.json()["code"] == "conflict"
@@ -176,8 +180,11 @@ async def test_expired_and_unknown_refresh_tokens_are_401(
 
 
 def _forged(settings: Settings, user: User, **overrides: object) -> dict[str, object]:
+    """The claims of an access token of `user`, of a sign-in recorded in the database."""
     now = utcnow()
+    sid = jwt.decode(access_token_for(settings, user), options={"verify_signature": False})["sid"]
     claims: dict[str, object] = {
+        "sid": sid,
         "sub": str(user.id),
         "role": user.role,
         "type": "access",
@@ -250,14 +257,15 @@ async def test_deactivated_user_is_refused_on_next_request(
     )
     assert sign_in_again.status_code == 401
 
-    # Reactivation does not bring back the sessions that were open before.
+    # Reactivation does not bring back the sign-ins that were open before: the deactivation
+    # ended them, access tokens included.
     await client.patch(
         f"/api/v1/users/{customer_user.id}", json={"is_active": True}, headers=admin_headers
     )
     assert (
         await client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
     ).status_code == 401
-    assert (await client.get(ME, headers=auth(pair["access_token"]))).status_code == 200
+    assert (await client.get(ME, headers=auth(pair["access_token"]))).status_code == 401
 
 
 async def test_role_change_applies_on_next_request(
@@ -272,12 +280,16 @@ async def test_role_change_applies_on_next_request(
         f"/api/v1/users/{staff_user.id}", json={"role": "admin"}, headers=admin_headers
     )
     assert promoted.status_code == 200
-    # The same token, minted while staff, now carries admin rights.
-    assert (await client.get("/api/v1/users", headers=staff_headers)).status_code == 200
+    # A role change ends the user's sign-ins: the token minted while staff is refused, and
+    # a new sign-in carries the admin rights.
+    assert (await client.get("/api/v1/users", headers=staff_headers)).status_code == 401
+    admin_now = bearer(settings, staff_user)
+    assert (await client.get("/api/v1/users", headers=admin_now)).status_code == 200
     await client.patch(
         f"/api/v1/users/{staff_user.id}", json={"role": "customer"}, headers=admin_headers
     )
-    demoted = await client.get("/api/v1/users", headers=staff_headers)
+    assert (await client.get("/api/v1/users", headers=admin_now)).status_code == 401
+    demoted = await client.get("/api/v1/users", headers=bearer(settings, staff_user))
     assert demoted.status_code == 403
     assert demoted.json()["code"] == "forbidden"
 
@@ -330,10 +342,10 @@ async def test_registration_limits_are_422(client: httpx.AsyncClient) -> None:
         assert response.json()["code"] == "validation_error"
     at_limits = await client.post(
         REGISTER,
-        json={"email": "x@example.com", "password": "p" * 128, "full_name": "n" * 200},
+        json={"email": "x@example.com", "password": "pq" * 64, "full_name": "n" * 200},
     )
     assert at_limits.status_code == 201
-    shortest = await client.post(REGISTER, json={"email": "y@example.com", "password": "p" * 8})
+    shortest = await client.post(REGISTER, json={"email": "y@example.com", "password": "pq7z!x2m"})
     assert shortest.status_code == 201
 
 

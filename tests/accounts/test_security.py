@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import jwt
 import pytest
 
@@ -25,9 +27,10 @@ def test_service_hashes_with_argon2id_and_strong_parameters(
 
 def test_access_token_round_trip_and_pinned_algorithm() -> None:
     settings = Settings(env=Environment.TEST, _env_file=None)  # type: ignore[call-arg]
-    token = security.create_access_token(settings, user_id=42, role="staff")
+    sign_in_id = uuid.uuid4()
+    token = security.create_access_token(settings, user_id=42, role="staff", sign_in_id=sign_in_id)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
-    assert security.decode_access_token(settings, token) == 42
+    assert security.decode_access_token(settings, token) == security.TokenCaller(42, sign_in_id)
     with pytest.raises(Unauthorized):
         security.decode_access_token(settings, token + "x")
 
@@ -36,9 +39,9 @@ def test_a_remembered_token_still_expires_and_other_keys_do_not_share_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = Settings(env=Environment.TEST, access_token_ttl_seconds=60, _env_file=None)  # type: ignore[call-arg]
-    token = security.create_access_token(settings, user_id=7, role="staff")
-    assert security.decode_access_token(settings, token) == 7
-    assert security.decode_access_token(settings, token) == 7
+    token = security.create_access_token(settings, user_id=7, role="staff", sign_in_id=uuid.uuid4())
+    assert security.decode_access_token(settings, token).user_id == 7
+    assert security.decode_access_token(settings, token).user_id == 7
     expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
     monkeypatch.setattr(security.time, "time", lambda: float(expires_at))
     with pytest.raises(Unauthorized, match="expired"):

@@ -69,11 +69,13 @@ async def test_failed_sign_ins_are_throttled_per_address(
         _assert_throttled(await _sign_in(client, staff_user.email, TEST_PASSWORD))
 
 
-async def test_failed_sign_ins_are_throttled_per_account(
+async def test_failed_sign_ins_are_throttled_per_account_past_the_account_limit(
     throttled_app: AppFactory, customer_user: User, staff_user: User
 ) -> None:
+    # The account's own budget (STOREKEEPER_LOGIN_ACCOUNT_RATE_LIMIT) is set as low as the
+    # per-address one here, to see it work.
     async with (
-        throttled_app() as app,
+        throttled_app(login_account_rate_limit="3/minute") as app,
         client_from(app, "198.51.100.1") as first,
         client_from(app, "203.0.113.9") as elsewhere,
     ):

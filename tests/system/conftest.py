@@ -18,14 +18,16 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from storekeeper.accounts.models import Role, User
+from storekeeper.accounts.models import Role, SignInKind, User
 from storekeeper.accounts.security import create_access_token
+from storekeeper.accounts.service import start_sign_in
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
 from tests.conftest import _TEST_PASSWORD_HASH, POSTGRES_URL, TestDatabase, _make_postgres
@@ -103,7 +105,11 @@ async def make_system_user(db: Database, role: Role, email: str) -> dict[str, st
         )
         session.add(user)
         await session.flush()
-        token = create_access_token(db.settings, user_id=user.id, role=user.role)
+        # Every access token belongs to a recorded sign-in.
+        sign_in_id = await start_sign_in(session, user.id, SignInKind.API, timedelta(days=1))
+        token = create_access_token(
+            db.settings, user_id=user.id, role=user.role, sign_in_id=sign_in_id
+        )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -419,3 +419,33 @@ async def test_the_sku_form_sets_and_clears_the_low_stock_threshold(
     cleared = await _post(client, "/admin/catalog/skus/PEG-1", {**form, "version": "2"})
     assert cleared.status_code == 303
     assert await threshold() is None
+
+
+async def test_the_sku_form_sets_and_clears_the_purchase_limit(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"PEG-2": 3})
+    await sign_in("staff@example.com")
+
+    async def limit() -> int | None:
+        async with db.transaction(write=False) as session:
+            value: int | None = await session.scalar(
+                select(Sku.max_per_customer).where(Sku.code == "PEG-2")
+            )
+        return value
+
+    form = {"price": "12.50", "attributes": "", "version": "1"}
+    saved = await _post(client, "/admin/catalog/skus/PEG-2", {**form, "max_per_customer": "2"})
+    assert saved.status_code == 303
+    assert await limit() == 2
+    page = (await client.get("/admin/catalog/skus/PEG-2/edit")).text
+    assert 'name="max_per_customer" inputmode="numeric" maxlength="10" value="2"' in page
+    refused = await _post(
+        client, "/admin/catalog/skus/PEG-2", {**form, "version": "2", "max_per_customer": "0"}
+    )
+    assert refused.status_code == 422
+    assert 'id="max_per_customer-error">' in refused.text
+    assert await limit() == 2
+    cleared = await _post(client, "/admin/catalog/skus/PEG-2", {**form, "version": "2"})
+    assert cleared.status_code == 303
+    assert await limit() is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from sqlalchemy import update
 from starlette.responses import Response
@@ -194,7 +196,7 @@ def test_session_cookie_is_secure_in_production() -> None:
         _env_file=None,  # type: ignore[call-arg]
     )
     response = Response()
-    start_session(response, settings, user_id=7)
+    start_session(response, settings, user_id=7, sign_in_id=uuid.uuid4())
     header = response.headers["set-cookie"]
     assert "; secure" in header.lower()
     token = header.split(";")[0].split("=", 1)[1]

@@ -8,6 +8,7 @@ import typer
 
 from storekeeper.accounts import service
 from storekeeper.accounts.models import Role
+from storekeeper.accounts.passwords import password_problem
 from storekeeper.accounts.schemas import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
@@ -52,6 +53,9 @@ def create(
             f"must be {PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters",
             param_hint="--password",
         )
+    problem = password_problem(password, normalized_email)
+    if problem is not None:
+        raise typer.BadParameter(problem, param_hint="--password")
     try:
         user_id = asyncio.run(_create_user(Settings(), normalized_email, password, role, full_name))
     except Conflict as exc:

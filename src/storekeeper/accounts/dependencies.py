@@ -1,25 +1,29 @@
 """FastAPI dependencies for the caller's identity and role.
 
-The user is re-read on every request (in a short read-only unit of work of its own), so
-deactivation or a role change takes effect on the caller's next request, not when their
-token expires. The role rules themselves live in `storekeeper.accounts.policy`.
+The user is re-read on every request (in a short read-only unit of work of its own), in the
+same statement as the check that the token's sign-in is live, so a sign-out, a password
+change, a deactivation or a role change takes effect on the caller's next request, not when
+their token expires. A bearer `sk_…` is an API key: the caller is the key's account, held
+to the key's scopes. The role rules themselves live in `storekeeper.accounts.policy`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from storekeeper.accounts import service
+from storekeeper.accounts import api_keys, service
 from storekeeper.accounts.models import Role, User
 from storekeeper.accounts.policy import require_role
-from storekeeper.accounts.security import decode_access_token
+from storekeeper.accounts.scopes import access_of
+from storekeeper.accounts.security import TokenCaller, decode_access_token
 from storekeeper.config import Settings, StockPolicy
 from storekeeper.db import Database, UnitOfWork, get_database
-from storekeeper.errors import Unauthorized
+from storekeeper.errors import Forbidden, Unauthorized
+from storekeeper.ratelimit import RequestLimiter
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -29,9 +33,53 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def load_caller(db: Database, user_id: int) -> User:
-    """The active account `user_id`, read in a short read-only unit of work of its own."""
-    return await UnitOfWork(db, write=False).run(service.get_active_user, user_id)
+async def load_caller(db: Database, caller: TokenCaller) -> User:
+    """The active account of `caller` whose sign-in is live, read in one statement in a
+    short read-only unit of work of its own; 401 otherwise."""
+    return await UnitOfWork(db, write=False).run(
+        service.get_signed_in_user, caller.user_id, caller.sign_in_id
+    )
+
+
+# --- API keys (`accounts.api_keys`): read like a user, then held to the operation: its
+# access class and scope (`accounts.scopes`), the key's own rate limit (always enforced,
+# through the application's request limiter, shared through Redis when configured), and a
+# `last_used_at` refreshed at most once a minute in a short write unit of its own.
+
+
+def require_key_access(request: Request, key_scopes: list[str]) -> None:
+    """Forbidden unless a key with `key_scopes` may reach this request's operation."""
+    route: Any = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    access = access_of(request.method, path)
+    if access.kind == "closed":
+        raise Forbidden("API keys cannot use this operation.")
+    if access.kind == "scoped" and access.scope not in key_scopes:
+        raise Forbidden(
+            f"This API key lacks the {access.scope} scope.", required_scope=access.scope
+        )
+
+
+async def key_caller(request: Request, raw_key: str) -> api_keys.KeyCaller:
+    """The live key `raw_key` and its account, allowed to make this request; Unauthorized,
+    Forbidden or RateLimited otherwise."""
+    db = get_database(request)
+    caller = await UnitOfWork(db, write=False).run(api_keys.caller_of_key, raw_key)
+    require_key_access(request, caller.key.scopes)
+    limit = caller.key.rate_limit_per_minute
+    if limit is not None:
+        await _spend_key_budget(request, caller.key.id, limit)
+    if caller.needs_touch:
+        await UnitOfWork(db).run(api_keys.touch, caller.key.id)
+    return caller
+
+
+async def _spend_key_budget(request: Request, key_id: int, per_minute: int) -> None:
+    """Count the request against the key's own budget (429 `rate_limited` past it)."""
+    limiter: RequestLimiter = request.app.state.rate_limiter
+    state = await limiter.hit(f"{per_minute}/minute", "api-key", str(key_id))
+    if not state.allowed:
+        raise state.error(f"This API key may make {per_minute} requests a minute.")
 
 
 async def get_optional_user(
@@ -40,8 +88,10 @@ async def get_optional_user(
 ) -> User | None:
     if not token:
         return None
-    user_id = decode_access_token(get_settings(request), token)
-    return await load_caller(get_database(request), user_id)
+    if api_keys.looks_like_key(token):
+        return (await key_caller(request, token)).user
+    caller = decode_access_token(get_settings(request), token)
+    return await load_caller(get_database(request), caller)
 
 
 async def get_current_user(
@@ -55,12 +105,15 @@ async def get_current_user(
 async def get_access_token_subject(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> int:
-    """The user id in the caller's access token, whose signature, type and expiry are
-    checked; the account itself is not read here (the service reads it inside its unit of
-    work, or the one-statement hold checks it in its SQL)."""
+) -> TokenCaller:
+    """The user and sign-in in the caller's access token, whose signature, type and expiry
+    are checked; neither the account nor the sign-in is read here (the service checks both
+    inside its unit of work, or the one-statement hold checks them in its SQL)."""
     if not token:
         raise Unauthorized()
+    if api_keys.looks_like_key(token):
+        # A key's account has no sign-in to check; the hold's SQL checks the account.
+        return TokenCaller((await key_caller(request, token)).user.id, None)
     return decode_access_token(get_settings(request), token)
 
 
@@ -75,7 +128,7 @@ def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
-AccessTokenSubject = Annotated[int, Depends(get_access_token_subject)]
+AccessTokenSubject = Annotated[TokenCaller, Depends(get_access_token_subject)]
 StaffUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.STAFF))]
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
 

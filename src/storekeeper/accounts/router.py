@@ -1,6 +1,6 @@
 """HTTP routes of the accounts domain: sign-up and tokens, the caller's profile and
-addresses, and user administration. Each route runs one service function as one unit of
-work and shapes its result."""
+addresses, user administration and API keys. Each route runs one service function as one
+unit of work and shapes its result."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response, status
 
-from storekeeper.accounts import service
-from storekeeper.accounts.dependencies import AdminUser, CurrentUser, SettingsDep
-from storekeeper.accounts.models import Role
+from storekeeper.accounts import api_keys, service
+from storekeeper.accounts.api_key_schemas import ApiKeyCreate, ApiKeyOut, ApiKeyWithSecret
+from storekeeper.accounts.dependencies import (
+    AccessTokenSubject,
+    AdminUser,
+    CurrentUser,
+    SettingsDep,
+)
+from storekeeper.accounts.models import ApiKey, Role
 from storekeeper.accounts.schemas import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -18,6 +24,7 @@ from storekeeper.accounts.schemas import (
     AddressCreate,
     AddressOut,
     AddressUpdate,
+    ApiKeyIdPath,
     MeUpdate,
     RefreshRequest,
     RegisterRequest,
@@ -110,7 +117,7 @@ async def refresh(body: RefreshRequest, uow: UnitOfWorkDep, settings: SettingsDe
     "/auth/logout",
     tags=["auth"],
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Revoke a refresh token (and the rest of its session).",
+    summary="End the sign-in of a refresh token: its refresh and access tokens stop working.",
     responses=problem_responses(ValidationFailed),
 )
 async def logout(body: RefreshRequest, uow: UnitOfWorkDep) -> Response:
@@ -137,8 +144,12 @@ async def read_me(user: CurrentUser) -> UserOut:
     summary="Change your name or password (a new password needs current_password).",
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
-async def update_me(body: MeUpdate, user: CurrentUser, uow: UnitOfWorkDep) -> UserOut:
-    return UserOut.model_validate(await uow.run(service.update_me, user.id, body))
+async def update_me(
+    body: MeUpdate, user: CurrentUser, caller: AccessTokenSubject, uow: UnitOfWorkDep
+) -> UserOut:
+    # A new password ends the caller's other sign-ins; this one goes on.
+    updated = await uow.run(service.update_me, user.id, body, caller.sign_in_id)
+    return UserOut.model_validate(updated)
 
 
 @router.get(
@@ -237,13 +248,14 @@ async def list_users(
     summary="Create a user with any role (admin).",
     responses=problem_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
 )
-async def create_user(body: UserCreate, _admin: AdminUser, uow: UnitOfWorkDep) -> UserOut:
+async def create_user(body: UserCreate, admin: AdminUser, uow: UnitOfWorkDep) -> UserOut:
     user = await uow.run(
         service.create_user,
         email=body.email,
         password=body.password,
         role=body.role,
         full_name=body.full_name,
+        actor_id=admin.id,
     )
     return UserOut.model_validate(user)
 
@@ -265,6 +277,71 @@ async def read_user(user_id: IdPath, _admin: AdminUser, uow: UnitOfWorkDep) -> U
     responses=problem_responses(Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed),
 )
 async def update_user(
-    user_id: IdPath, body: UserUpdate, _admin: AdminUser, uow: UnitOfWorkDep
+    user_id: IdPath, body: UserUpdate, admin: AdminUser, uow: UnitOfWorkDep
 ) -> UserOut:
-    return UserOut.model_validate(await uow.run(service.update_user, user_id, body))
+    return UserOut.model_validate(await uow.run(service.update_user, user_id, body, admin.id))
+
+
+# API keys (admin only; never reachable with a key, see `accounts.scopes`).
+
+KEY_ADMIN_ERRORS = (Unauthorized, Forbidden, ValidationFailed)
+
+
+def _out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        scopes=list(key.scopes),
+        prefix=key.prefix,
+        actor_id=key.user_id,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        rate_limit_per_minute=key.rate_limit_per_minute,
+    )
+
+
+@router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    tags=["api-keys"],
+    responses=problem_responses(*KEY_ADMIN_ERRORS),
+)
+async def create_api_key(
+    data: ApiKeyCreate, admin: AdminUser, uow: UnitOfWorkDep
+) -> ApiKeyWithSecret:
+    """A key for a machine client. The `key` is in this answer only: it is stored as a
+    digest and cannot be shown again. Clients send it as `Authorization: Bearer sk_...`."""
+    created = await uow.run(api_keys.create_api_key, data, created_by=admin.id)
+    return ApiKeyWithSecret(**_out(created.key).model_dump(), key=created.raw_key)
+
+
+@router.get("/api-keys", tags=["api-keys"], responses=problem_responses(*KEY_ADMIN_ERRORS))
+async def list_api_keys(
+    _admin: AdminUser, uow: UnitOfWorkDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[ApiKeyOut]:
+    """Keys not revoked, in id order (never the keys themselves)."""
+    page = await uow.run(api_keys.list_api_keys, limit=limit, cursor=cursor)
+    return Page(items=[_out(key) for key in page.rows], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/api-keys/{key_id}",
+    tags=["api-keys"],
+    responses=problem_responses(*KEY_ADMIN_ERRORS, NotFound),
+)
+async def get_api_key(key_id: ApiKeyIdPath, _admin: AdminUser, uow: UnitOfWorkDep) -> ApiKeyOut:
+    """One key not revoked (never the key itself)."""
+    return _out(await uow.run(api_keys.get_api_key, key_id))
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["api-keys"],
+    responses=problem_responses(*KEY_ADMIN_ERRORS, NotFound),
+)
+async def revoke_api_key(key_id: ApiKeyIdPath, admin: AdminUser, uow: UnitOfWorkDep) -> Response:
+    """Revoke at once: the key's next use is 401."""
+    await uow.run(api_keys.revoke_api_key, key_id, actor_id=admin.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -16,6 +17,7 @@ from pydantic import (
 )
 
 from storekeeper.accounts.models import Role
+from storekeeper.pagination import MAX_ID
 
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 8
@@ -188,3 +190,7 @@ class AddressOut(BaseModel):
     country: str
     created_at: datetime
     updated_at: datetime
+
+
+# Path parameter of the API-key routes (their bodies are in `api_key_schemas`).
+ApiKeyIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="API key id.")]

@@ -5,10 +5,22 @@ Every function takes the session of the caller's unit of work, flushes and never
 `authenticate` is the one check of typed-in credentials (the API's sign-in and the staff
 pages' both use it).
 
-Refresh tokens are opaque random strings; only their SHA-256 is stored. Each sign-in starts
-a family; every refresh spends the presented token (a conditional UPDATE, so two concurrent
-refreshes cannot both succeed) and issues its successor in the same family. Presenting a
-spent token means it was copied: the whole family is revoked.
+Every sign-in is a `sign_ins` row (`SignIn`): an API sign-in (`login`) or a staff web
+session (`start_sign_in(kind=WEB)`). Access tokens carry its id as `sid` and web cookies
+carry it too; the caller is loaded together with the check that the sign-in is live
+(`get_signed_in_user`, one statement), so ending a sign-in ends every token and cookie of it
+on their next request. Sign-out ends one; a password change, a deactivation or a role change
+ends every other one of the user (`end_sign_ins`).
+
+Refresh tokens are opaque random strings; only their SHA-256 is stored. The tokens of one
+API sign-in form a family whose id is the sign-in's; every refresh spends the presented token
+(a conditional UPDATE that also asks for a live sign-in, so two concurrent refreshes cannot
+both succeed and an ended sign-in cannot be refreshed) and issues its successor in the same
+family. Presenting a spent token means it was copied: the whole sign-in is ended.
+
+Audit records (logger `storekeeper.audit`) name the acting principal: failed sign-ins (with
+the client address, never the password), sign-outs, sign-ins ended by a change of the
+account, and users created or changed by an admin.
 """
 
 from __future__ import annotations
@@ -24,13 +36,22 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storekeeper.accounts.models import Address, RefreshToken, Role, User
+from storekeeper.accounts.models import (
+    Address,
+    ApiKey,
+    RefreshToken,
+    Role,
+    SignIn,
+    SignInKind,
+    User,
+)
+from storekeeper.accounts.passwords import check_password_policy
 from storekeeper.accounts.schemas import (
     EMAIL_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
@@ -45,10 +66,12 @@ from storekeeper.accounts.security import create_access_token, hash_password, ve
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.config import Settings
 from storekeeper.db import after_commit, utcnow
-from storekeeper.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from storekeeper.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
+from storekeeper.observability import audit_logger
 from storekeeper.pagination import decode_id_cursor, page_of
 
 log = structlog.get_logger("storekeeper.accounts")
+audit = audit_logger()
 
 DEMO_USERS: tuple[tuple[str, str, Role, str], ...] = (
     ("admin@storekeeper.local", "admin-password-123", Role.ADMIN, "Demo Admin"),
@@ -105,6 +128,31 @@ async def get_active_user(session: AsyncSession, user_id: int) -> User:
     return user
 
 
+def _sign_in_is_live(sign_in_id: uuid.UUID, now: datetime) -> Any:
+    return exists().where(
+        SignIn.id == sign_in_id,
+        SignIn.user_id == User.id,
+        SignIn.ended_at.is_(None),
+        SignIn.expires_at > now,
+    )
+
+
+async def get_signed_in_user(
+    session: AsyncSession, user_id: int, sign_in_id: uuid.UUID | None
+) -> User:
+    """The caller behind a verified credential: an active account whose sign-in
+    `sign_in_id` has neither ended nor expired, read in one statement. `sign_in_id` None
+    (a credential that belongs to no sign-in) checks the account alone; every access token
+    and web session has one."""
+    statement = select(User).where(User.id == user_id)
+    if sign_in_id is not None:
+        statement = statement.where(_sign_in_is_live(sign_in_id, utcnow()))
+    user = (await session.execute(statement)).scalar_one_or_none()
+    if user is None or not user.is_active:
+        raise Unauthorized("The sign-in has ended, or the account is unknown or deactivated.")
+    return user
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -112,8 +160,12 @@ async def create_user(
     password: str,
     role: Role = Role.CUSTOMER,
     full_name: str | None = None,
+    actor_id: int | None = None,
 ) -> User:
-    """A new user; 409 when the email is taken (compared case-insensitively)."""
+    """A new user; 409 when the email is taken (compared case-insensitively), 422 when the
+    password is too easy to guess (`passwords.check_password_policy`). `actor_id`: the admin
+    who creates it (None: the user themselves, or an operator), for the audit record."""
+    check_password_policy(password, email, loc=["body", "password"])
     if await find_user_by_email(session, email) is not None:
         raise Conflict("A user with this email already exists.")
     password_hash = await asyncio.to_thread(hash_password, password)
@@ -125,6 +177,14 @@ async def create_user(
         # Two sign-ups with the same email raced; the unique index decided.
         raise Conflict("A user with this email already exists.") from None
     log.info("user_created", user_id=user.id, role=user.role)
+    if actor_id is not None:
+        created_id, role_value = user.id, user.role
+        after_commit(
+            session,
+            lambda: audit.info(
+                "user_created_by_admin", actor_id=actor_id, user_id=created_id, role=role_value
+            ),
+        )
     return user
 
 
@@ -162,10 +222,16 @@ async def insert_user_if_absent(
     return inserted is not None
 
 
-async def update_me(session: AsyncSession, user_id: int, changes: MeUpdate) -> User:
+async def update_me(
+    session: AsyncSession,
+    user_id: int,
+    changes: MeUpdate,
+    current_sign_in_id: uuid.UUID | None = None,
+) -> User:
     """The caller's change of their own name or password (a new password needs the current
-    one and ends their other sessions). The caller is read in this unit of work: 401 if
-    they are gone or deactivated by now."""
+    one, must pass the password policy and ends every other sign-in of theirs:
+    `current_sign_in_id`, the one the change is made in, goes on). The caller is read in
+    this unit of work: 401 if they are gone or deactivated by now."""
     user = await get_active_user(session, user_id)
     if "full_name" in changes.model_fields_set:
         user.full_name = changes.full_name
@@ -177,17 +243,27 @@ async def update_me(session: AsyncSession, user_id: int, changes: MeUpdate) -> U
             raise ValidationFailed.field(
                 ["body", "current_password"], "does not match the current password"
             )
+        check_password_policy(changes.password, user.email, loc=["body", "password"])
         user.password_hash = await asyncio.to_thread(hash_password, changes.password)
-        # A new password ends every other signed-in session.
-        await _revoke_user_tokens(session, user.id)
+        # A new password ends every other sign-in, API and web alike.
+        await end_sign_ins(
+            session,
+            user.id,
+            reason="password_changed",
+            actor_id=user.id,
+            keep=current_sign_in_id,
+        )
         log.info("password_changed", user_id=user.id)
     await session.flush()
     return user
 
 
-async def update_user(session: AsyncSession, user_id: int, changes: UserUpdate) -> User:
-    """An admin's change of role, active flag or name; effective on the user's next request
-    because every request re-reads the user."""
+async def update_user(
+    session: AsyncSession, user_id: int, changes: UserUpdate, actor_id: int | None = None
+) -> User:
+    """An admin's (`actor_id`) change of role, active flag or name; effective on the user's
+    next request because every request re-reads the user. A deactivation or a role change
+    ends every sign-in of the user."""
     user = await get_user(session, user_id)
     new_role = changes.role.value if changes.role is not None else user.role
     new_active = changes.is_active if changes.is_active is not None else user.is_active
@@ -195,14 +271,28 @@ async def update_user(session: AsyncSession, user_id: int, changes: UserUpdate) 
     loses_admin = loses_admin and (new_role != Role.ADMIN.value or not new_active)
     if loses_admin:
         await _ensure_another_active_admin(session, user.id)
-    if "full_name" in changes.model_fields_set:
+    changed: dict[str, Any] = {}
+    if "full_name" in changes.model_fields_set and changes.full_name != user.full_name:
+        changed["full_name"] = "changed"
         user.full_name = changes.full_name
+    if new_role != user.role:
+        changed["role"] = [user.role, new_role]
+    if new_active != user.is_active:
+        changed["is_active"] = [user.is_active, new_active]
+    deactivated = user.is_active and not new_active
+    role_changed = new_role != user.role
     user.role = new_role
-    if user.is_active and not new_active:
-        await _revoke_user_tokens(session, user.id)
     user.is_active = new_active
+    if deactivated or role_changed:
+        reason = "deactivated" if deactivated else "role_changed"
+        await end_sign_ins(session, user.id, reason=reason, actor_id=actor_id)
     await session.flush()
     log.info("user_updated", user_id=user.id, role=user.role, is_active=user.is_active)
+    target_id = user.id
+    after_commit(
+        session,
+        lambda: audit.info("user_changed", actor_id=actor_id, user_id=target_id, changes=changed),
+    )
     return user
 
 
@@ -230,8 +320,14 @@ async def list_users(
     is_active: bool | None = None,
     q: str | None = None,
 ) -> tuple[list[User], str | None]:
-    """Users in id order, one keyset page; `q` matches email or name, case-insensitively."""
-    statement = select(User).order_by(User.id).limit(limit + 1)
+    """People in id order, one keyset page (API keys' accounts are listed as keys, not
+    here); `q` matches email or name, case-insensitively."""
+    statement = (
+        select(User)
+        .where(~select(ApiKey.id).where(ApiKey.user_id == User.id).exists())
+        .order_by(User.id)
+        .limit(limit + 1)
+    )
     after = decode_id_cursor(cursor)
     if after is not None:
         statement = statement.where(User.id > after)
@@ -266,27 +362,134 @@ def _digest(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
+async def start_sign_in(
+    session: AsyncSession, user_id: int, kind: SignInKind, ttl: timedelta
+) -> uuid.UUID:
+    """Record a new sign-in of `user_id`, live for `ttl`; its id."""
+    now = utcnow()
+    sign_in = SignIn(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=kind.value,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(sign_in)
+    await session.flush()
+    return sign_in.id
+
+
+async def end_sign_in(
+    session: AsyncSession, user_id: int, sign_in_id: uuid.UUID, reason: str = "sign_out"
+) -> None:
+    """End one sign-in of `user_id` (and its refresh tokens): every token and cookie of it
+    stops working at once. Ending one that has ended already changes nothing."""
+    now = utcnow()
+    ended = (
+        await session.execute(
+            update(SignIn)
+            .where(SignIn.id == sign_in_id, SignIn.user_id == user_id, SignIn.ended_at.is_(None))
+            .values(ended_at=now, ended_reason=reason)
+            .returning(SignIn.kind)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one_or_none()
+    await _revoke_family(session, sign_in_id, now)
+    if ended is not None:
+        after_commit(
+            session,
+            lambda: audit.info(
+                "signed_out",
+                actor_id=user_id,
+                user_id=user_id,
+                sign_in_id=str(sign_in_id),
+                kind=ended,
+                reason=reason,
+            ),
+        )
+
+
+async def end_sign_ins(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    reason: str,
+    actor_id: int | None,
+    keep: uuid.UUID | None = None,
+) -> None:
+    """End every live sign-in of `user_id` but `keep` (API and web alike, with the refresh
+    tokens of the API ones), because of `reason` (password_changed, role_changed,
+    deactivated) done by `actor_id`."""
+    now = utcnow()
+    sign_ins = update(SignIn).where(SignIn.user_id == user_id, SignIn.ended_at.is_(None))
+    tokens = update(RefreshToken).where(
+        RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None)
+    )
+    if keep is not None:
+        sign_ins = sign_ins.where(SignIn.id != keep)
+        tokens = tokens.where(RefreshToken.family_id != keep)
+    ended = (
+        (
+            await session.execute(
+                sign_ins.values(ended_at=now, ended_reason=reason)
+                .returning(SignIn.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    await session.execute(
+        tokens.values(revoked_at=now).execution_options(synchronize_session=False)
+    )
+    count = len(ended)
+    after_commit(
+        session,
+        lambda: audit.info(
+            "sign_ins_ended",
+            actor_id=actor_id,
+            user_id=user_id,
+            reason=reason,
+            sign_ins_ended=count,
+            kept_current=keep is not None,
+        ),
+    )
+
+
 async def issue_tokens(
     session: AsyncSession,
     settings: Settings,
     user: User,
     family_id: uuid.UUID | None = None,
 ) -> TokenResponse:
-    """A fresh access token and a refresh token in `family_id` (a new family if None)."""
+    """A fresh access token and a refresh token of the API sign-in `family_id` (a new
+    sign-in if None), which then lasts as long as this refresh token."""
     now = utcnow()
+    ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
+    if family_id is None:
+        family_id = await start_sign_in(session, user.id, SignInKind.API, ttl)
+    else:
+        await session.execute(
+            update(SignIn)
+            .where(SignIn.id == family_id)
+            .values(expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
     raw_refresh = secrets.token_urlsafe(32)
     session.add(
         RefreshToken(
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=_digest(raw_refresh),
             created_at=now,
-            expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+            expires_at=now + ttl,
         )
     )
     await session.flush()
     return TokenResponse(
-        access_token=create_access_token(settings, user_id=user.id, role=user.role),
+        access_token=create_access_token(
+            settings, user_id=user.id, role=user.role, sign_in_id=family_id
+        ),
         refresh_token=raw_refresh,
         expires_in=settings.access_token_ttl_seconds,
     )
@@ -314,16 +517,31 @@ async def authenticate(
     with older parameters is replaced (flushed) by one made with the current ones.
     """
     if len(email) > EMAIL_MAX_LENGTH or len(password) > PASSWORD_MAX_LENGTH:
+        audit.warning("sign_in_failed", address=client_address, user_id=None, reason="too_long")
         raise CredentialsRefused(WRONG_CREDENTIALS)
-    await throttle.check(client_address, email)
+    try:
+        await throttle.check(client_address, email)
+    except RateLimited:
+        audit.warning("sign_in_failed", address=client_address, user_id=None, reason="throttled")
+        raise
     user = await find_user_by_email(session, email)
     stored_hash = user.password_hash if user is not None else _decoy_hash()
     # Hashing is deliberately slow: off the event loop, so other requests keep flowing.
     matches, upgraded_hash = await asyncio.to_thread(verify_password, password, stored_hash)
     if user is None or not matches:
         await throttle.record_failure(client_address, email)
+        # The address and the account (when there is one), never the typed-in text.
+        audit.warning(
+            "sign_in_failed",
+            address=client_address,
+            user_id=user.id if user is not None else None,
+            reason="wrong_credentials",
+        )
         raise CredentialsRefused(WRONG_CREDENTIALS)
     if not user.is_active:
+        audit.warning(
+            "sign_in_failed", address=client_address, user_id=user.id, reason="deactivated"
+        )
         raise CredentialsRefused("The account is deactivated.")
     if upgraded_hash is not None:
         user.password_hash = upgraded_hash
@@ -367,6 +585,7 @@ async def refresh(
     """
     now = utcnow()
     token_hash = _digest(raw_token)
+    live_sign_ins = select(SignIn.id).where(SignIn.ended_at.is_(None), SignIn.expires_at > now)
     claimed = (
         await session.execute(
             update(RefreshToken)
@@ -375,6 +594,7 @@ async def refresh(
                 RefreshToken.used_at.is_(None),
                 RefreshToken.revoked_at.is_(None),
                 RefreshToken.expires_at > now,
+                RefreshToken.family_id.in_(live_sign_ins),
             )
             .values(used_at=now)
             .returning(RefreshToken.user_id, RefreshToken.family_id)
@@ -385,7 +605,7 @@ async def refresh(
         return await _refusal(session, token_hash, now)
     user = await session.get(User, claimed.user_id)
     if user is None or not user.is_active:
-        await _revoke_family(session, claimed.family_id, now)
+        await _end_family(session, claimed.family_id, now, "deactivated")
         return RefreshRefused("The account is deactivated.")
     return await issue_tokens(session, settings, user, family_id=claimed.family_id)
 
@@ -399,9 +619,12 @@ async def _refusal(session: AsyncSession, token_hash: str, now: datetime) -> Ref
     if token.revoked_at is not None:
         return RefreshRefused("The refresh token has been revoked.")
     if token.used_at is not None:
-        await _revoke_family(session, token.family_id, now)
+        await _end_family(session, token.family_id, now, "token_reused")
         log.warning("refresh_token_reused", user_id=token.user_id, family_id=str(token.family_id))
         return RefreshRefused("The refresh token was already used; the session has been revoked.")
+    if token.expires_at > now:
+        # Neither used nor revoked nor expired: its sign-in has ended or expired.
+        return RefreshRefused("The sign-in has ended.")
     return RefreshRefused("The refresh token has expired.")
 
 
@@ -414,29 +637,33 @@ async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datet
     )
 
 
-async def _revoke_user_tokens(session: AsyncSession, user_id: int) -> None:
+async def _end_family(
+    session: AsyncSession, family_id: uuid.UUID, now: datetime, reason: str
+) -> None:
+    """End the API sign-in `family_id`: its refresh tokens and its access tokens."""
     await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        update(SignIn)
+        .where(SignIn.id == family_id, SignIn.ended_at.is_(None))
+        .values(ended_at=now, ended_reason=reason)
         .execution_options(synchronize_session=False)
     )
+    await _revoke_family(session, family_id, now)
 
 
 async def logout(session: AsyncSession, raw_token: str) -> None:
-    """Revoke the presented token's family. Unknown tokens are ignored: signing out twice is
-    not an error."""
-    family_of_token = (
-        select(RefreshToken.family_id)
-        .where(RefreshToken.token_hash == _digest(raw_token))
-        .scalar_subquery()
-    )
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_of_token, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    """End the sign-in of the presented refresh token: its refresh tokens and its access
+    tokens stop working at once. Unknown tokens are ignored: signing out twice is not an
+    error."""
+    token = (
+        await session.execute(
+            select(RefreshToken.user_id, RefreshToken.family_id).where(
+                RefreshToken.token_hash == _digest(raw_token)
+            )
+        )
+    ).one_or_none()
+    if token is None:
+        return
+    await end_sign_in(session, token.user_id, token.family_id, reason="sign_out")
 
 
 # --- addresses --------------------------------------------------------------------------

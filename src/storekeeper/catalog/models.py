@@ -92,6 +92,10 @@ class Sku(TimestampMixin, Base):
             "low_stock_threshold >= 0 AND low_stock_threshold <= 1000000000",
             name="low_stock_threshold_in_range",
         ),
+        CheckConstraint(
+            "max_per_customer >= 1 AND max_per_customer <= 1000000",
+            name="max_per_customer_in_range",
+        ),
         # SKUs of a product in keyset (id) order.
         Index("ix_skus_product_id_id", "product_id", "id"),
     )
@@ -107,5 +111,8 @@ class Sku(TimestampMixin, Base):
     # setting's default (STOREKEEPER_LOW_STOCK_THRESHOLD), so changing it moves every SKU
     # that has no threshold of its own.
     low_stock_threshold: Mapped[int | None] = mapped_column()
+    # The most units one customer may have in orders that are not cancelled; NULL: no
+    # limit. The orders domain enforces it with a counter row per (customer, SKU).
+    max_per_customer: Mapped[int | None] = mapped_column()
     version: Mapped[int] = mapped_column(default=1)
     is_deleted: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -203,6 +203,7 @@ def _sku_out(view: service.SkuView, default_threshold: int) -> SkuOut:
         low_stock_threshold=(
             sku.low_stock_threshold if sku.low_stock_threshold is not None else default_threshold
         ),
+        max_per_customer=sku.max_per_customer,
         version=sku.version,
         is_deleted=sku.is_deleted,
         created_at=sku.created_at,

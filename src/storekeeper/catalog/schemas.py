@@ -151,12 +151,27 @@ LowStockThreshold = Annotated[
 ]
 
 
+MAX_PER_CUSTOMER = 1_000_000
+MaxPerCustomer = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=1,
+        le=MAX_PER_CUSTOMER,
+        description="The most units of this SKU one customer may have in orders that are "
+        "not cancelled; beyond it a checkout or order is refused with 409 "
+        "`purchase_limit_exceeded`. Left out (or null in a PATCH): no limit.",
+    ),
+]
+
+
 class SkuFields(Body):
     code: SkuCode
     price_cents: PriceCents
     currency: Currency | None = None
     attributes: Attributes = Field(default_factory=dict)
     low_stock_threshold: LowStockThreshold | None = None
+    max_per_customer: MaxPerCustomer | None = None
 
 
 class SkuCreate(SkuFields):
@@ -168,6 +183,7 @@ class SkuUpdate(Patch):
     price_cents: PriceCents | None = None
     attributes: Attributes | None = None
     low_stock_threshold: LowStockThreshold | None = None
+    max_per_customer: MaxPerCustomer | None = None
     version: Version | None = None
 
 
@@ -181,6 +197,9 @@ class SkuOut(BaseModel):
     available: int
     low_stock_threshold: int = Field(
         description="The threshold in force: the SKU's own, else the default."
+    )
+    max_per_customer: int | None = Field(
+        default=None, description="The most units one customer may order; null: no limit."
     )
     version: int
     is_deleted: bool

@@ -588,6 +588,7 @@ async def create_product(
             currency=sku.currency or default_currency,
             attributes=sku.attributes,
             low_stock_threshold=sku.low_stock_threshold,
+            max_per_customer=sku.max_per_customer,
         )
         for sku in data.skus
     )
@@ -682,6 +683,7 @@ async def create_sku(session: AsyncSession, data: SkuCreate, default_currency: s
         currency=data.currency or default_currency,
         attributes=data.attributes,
         low_stock_threshold=data.low_stock_threshold,
+        max_per_customer=data.max_per_customer,
     )
     session.add(sku)
     await flush_or_conflict(session, f"SKU code {data.code} is already in use.")

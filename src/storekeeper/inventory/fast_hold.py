@@ -6,9 +6,10 @@ trip, and the hot row is locked only while the database writes and commits. Ever
 cannot serve (several lines, another strategy or SQLite; stock that is short, perhaps only
 until expired holds are reclaimed; a hold that would leave its level at or below the SKU's
 low-stock threshold, which may have to announce `stock.low` or `stock.out`; an unknown or
-deleted SKU or location; a caller who may not hold; a quantity out of range; a
-client_token used before) falls back to
-`service.create_hold_for_caller` in a unit of work, which gives each of those its answer.
+deleted SKU or location; a caller who may not hold or whose sign-in has ended; a quantity
+out of range; a client_token used before) falls back to `service.create_hold_for_caller` in
+a unit of work, after the caller's sign-in is checked in that same unit, which gives each of
+those its answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from storekeeper.accounts.security import TokenCaller
+from storekeeper.accounts.service import get_signed_in_user
 from storekeeper.config import LockingStrategy, StockPolicy
 from storekeeper.db import UnitOfWork, is_retryable, utcnow
 from storekeeper.errors import sqlstate_of
@@ -30,18 +34,30 @@ _UNIQUE_VIOLATION = "23505"
 
 
 async def place_hold(
-    uow: UnitOfWork, policy: StockPolicy, caller_id: int, request: service.ReservationRequest
+    uow: UnitOfWork, policy: StockPolicy, caller: TokenCaller, request: service.ReservationRequest
 ) -> service.ReservationView:
-    """Hold every line of `request` or none for the account `caller_id` (a verified
-    token's subject, which must be active staff); idempotent by its `client_token`."""
-    held = await _hold_in_one_statement(uow, policy, caller_id, request)
+    """Hold every line of `request` or none for `caller` (a verified token's subject, which
+    must be active staff with a live sign-in); idempotent by its `client_token`."""
+    held = await _hold_in_one_statement(uow, policy, caller, request)
     if held is not None:
         return held
-    return await uow.run(service.create_hold_for_caller, caller_id, request, policy)
+    return await uow.run(_hold_for_signed_in_caller, caller, request, policy)
+
+
+async def _hold_for_signed_in_caller(
+    session: AsyncSession,
+    caller: TokenCaller,
+    request: service.ReservationRequest,
+    policy: StockPolicy,
+) -> service.ReservationView:
+    # The account and its sign-in in one statement (401 when it has ended); the service
+    # then finds the account in the session and checks its role.
+    await get_signed_in_user(session, caller.user_id, caller.sign_in_id)
+    return await service.create_hold_for_caller(session, caller.user_id, request, policy)
 
 
 async def _hold_in_one_statement(
-    uow: UnitOfWork, policy: StockPolicy, caller_id: int, request: service.ReservationRequest
+    uow: UnitOfWork, policy: StockPolicy, caller: TokenCaller, request: service.ReservationRequest
 ) -> service.ReservationView | None:
     """The hold written by one self-committing statement, or None when it wrote nothing."""
     items, ttl_seconds = request.items, request.ttl_seconds
@@ -64,7 +80,8 @@ async def _hold_in_one_statement(
         location_code=location.upper() if location is not None else None,
         expires_at=now + timedelta(seconds=ttl_seconds),
         reference=request.reference,
-        actor_id=caller_id,
+        actor_id=caller.user_id,
+        sign_in_id=caller.sign_in_id,
         now=now,
         default_threshold=uow.db.settings.low_stock_threshold,
     )
@@ -89,7 +106,7 @@ async def _hold_in_one_statement(
         expires_at=hold.expires_at,
         reference=request.reference,
         managed_by=None,
-        created_by=caller_id,
+        created_by=caller.user_id,
         created_at=now,
         updated_at=now,
     )

@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 from sqlalchemy.sql.elements import TextClause
 
-from storekeeper.accounts.policy import staff_role_sql
+from storekeeper.accounts.policy import live_sign_in_sql, staff_role_sql
 from storekeeper.db import UTCDateTime, dialect_insert, is_postgres
 from storekeeper.inventory import signals
 from storekeeper.inventory.models import (
@@ -620,7 +620,8 @@ async def return_reserved(
 # --- a one-line hold as one statement (PostgreSQL, atomic) --------------------------------
 
 # Everything a one-line hold writes, as one statement of data-modifying CTEs: the caller's
-# right to hold (the staff rule of `accounts.policy`), the SKU and best level, the
+# right to hold (the staff rule of `accounts.policy`, and a live sign-in of the caller's
+# access token, `accounts.policy.live_sign_in_sql`), the SKU and best level, the
 # conditional claim, the reservation, its line and the ledger row. Run on its own
 # (autocommit), PostgreSQL commits it the moment it ends, so the hot row is locked for the
 # statement and its commit only, never for a round trip back to the application. Every step
@@ -629,13 +630,16 @@ async def return_reserved(
 # the hold would leave its level at or below the SKU's low-stock threshold (the level is
 # still chosen as every hold chooses it, by priority): such a hold may call for
 # `stock.low` or `stock.out`, which the unit-of-work path announces. A
-# client_token already used makes the reservation INSERT fail with a unique violation,
-# which undoes the claim with the rest of the statement.
+# client_token this caller already used (tokens are unique per creator) makes the
+# reservation INSERT fail with a unique violation, which undoes the claim with the rest of
+# the statement; another caller's identical token does not collide.
 _HOLD_ONE_LINE = text(
     f"""
 WITH caller AS (
     SELECT users.id FROM users
     WHERE users.id = :actor_id AND users.is_active AND {staff_role_sql("users.role")}
+      AND (CAST(:sign_in_id AS UUID) IS NULL
+           OR {live_sign_in_sql("CAST(:sign_in_id AS UUID)", "users.id", ":now")})
 ),
 target AS (
     SELECT candidate.id,
@@ -717,6 +721,10 @@ class OneLineHold:
     expires_at: datetime
     reference: str | None
     actor_id: int
+    # The sign-in of the caller's credential, which must be live. None: a credential of no
+    # sign-in, whose account alone is checked; every access token has one (a JWT without
+    # `sid` is refused before it gets here).
+    sign_in_id: uuid.UUID | None
     now: datetime
     # STOREKEEPER_LOW_STOCK_THRESHOLD, for a SKU without a threshold of its own.
     default_threshold: int
@@ -727,6 +735,7 @@ def hold_one_line_statement(hold: OneLineHold) -> tuple[TextClause, dict[str, An
     (sku id, location id, location code) when it held, none when it could not."""
     return _HOLD_ONE_LINE, {
         "actor_id": hold.actor_id,
+        "sign_in_id": hold.sign_in_id,
         "sku_code": hold.sku_code,
         "location_code": hold.location_code,
         "quantity": hold.quantity,

@@ -155,10 +155,21 @@ class Reservation(TimestampMixin, Base):
             postgresql_where=text("status = 'held'"),
         ),
         Index("ix_reservations_status_created_at", "status", "created_at"),
+        # A client token is its caller's own: unique per creator, so another caller's
+        # identical token makes a reservation of its own instead of finding this one.
+        UniqueConstraint("created_by", "client_token"),
+        # Reservations made without a creator (by the system) share one namespace.
+        Index(
+            "uq_reservations_client_token_no_creator",
+            "client_token",
+            unique=True,
+            sqlite_where=text("created_by IS NULL"),
+            postgresql_where=text("created_by IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    client_token: Mapped[str] = mapped_column(String(128), unique=True)
+    client_token: Mapped[str] = mapped_column(String(128))
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime | None] = mapped_column()

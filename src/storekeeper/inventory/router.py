@@ -231,7 +231,7 @@ async def create_hold(
     body: HoldIn,
     response: Response,
     uow: UnitOfWorkDep,
-    caller_id: AccessTokenSubject,
+    caller: AccessTokenSubject,
     policy: StockPolicyDep,
     settings: SettingsDep,
 ) -> ReservationOut:
@@ -245,7 +245,7 @@ async def create_hold(
         body.reference,
         ttl_seconds,
     )
-    view = await fast_hold.place_hold(uow, policy, caller_id, request)
+    view = await fast_hold.place_hold(uow, policy, caller, request)
     if not view.created:
         response.status_code = 200
     return _reservation_out(view)

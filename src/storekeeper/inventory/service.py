@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 from prometheus_client import Counter
 from sqlalchemy import select, update
@@ -261,8 +261,9 @@ async def _claim_reservation(
     )
     now = utcnow()
     reservation_id = uuid.uuid4()
-    # The unique client token decides between concurrent duplicates: the loser's insert
-    # does nothing (after waiting for the winner to commit) and it returns the winner's.
+    # The client token, unique per creator, decides between concurrent duplicates of one
+    # caller: the loser's insert does nothing (after waiting for the winner to commit) and
+    # it returns the winner's. Another caller's identical token is another reservation.
     insert = (
         dialect_insert(session, Reservation)
         .values(
@@ -277,16 +278,13 @@ async def _claim_reservation(
             created_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["client_token"])
+        .on_conflict_do_nothing(**_token_conflict(actor_id))
         .returning(Reservation)
     )
     reservation = (await session.scalars(insert)).one_or_none()
     if reservation is None:
-        existing = (
-            await session.scalars(
-                select(Reservation).where(Reservation.client_token == client_token)
-            )
-        ).one()
+        existing = await find_by_token(session, client_token, actor_id)
+        assert existing is not None
         if existing.request_fingerprint != request_fingerprint:
             raise IdempotencyKeyReused(
                 "This client_token was already used with a different request body."
@@ -326,6 +324,32 @@ async def _claim_reservation(
         if isinstance(w, ledger.Written)
     ]
     return ReservationView(reservation, views, created=True)
+
+
+def _token_conflict(actor_id: int | None) -> dict[str, Any]:
+    """The unique index a reservation's client token is checked against: per creator, or
+    the one of reservations without a creator."""
+    if actor_id is None:
+        return {"index_elements": ["client_token"], "index_where": Reservation.created_by.is_(None)}
+    return {"index_elements": ["created_by", "client_token"]}
+
+
+async def find_by_token(
+    session: AsyncSession, client_token: str, created_by: int | None
+) -> Reservation | None:
+    """The reservation `created_by` made with `client_token` (client tokens are scoped per
+    creator: another caller's identical token is never found)."""
+    creator = (
+        Reservation.created_by.is_(None)
+        if created_by is None
+        else Reservation.created_by == created_by
+    )
+    found: Reservation | None = (
+        await session.scalars(
+            select(Reservation).where(Reservation.client_token == client_token, creator)
+        )
+    ).one_or_none()
+    return found
 
 
 async def claim_reclaiming_expired(

@@ -23,14 +23,22 @@ STATUS_EVENTS: dict[OrderStatus, str] = {
 }
 
 
-async def record_order_event(session: AsyncSession, event_type: str, view: OrderView) -> None:
-    """Write `event_type` with the order as `data` (JSON, as the API shows it)."""
-    await outbox.record(session, event_type, OrderOut.from_view(view).model_dump(mode="json"))
+async def record_order_event(
+    session: AsyncSession, event_type: str, view: OrderView, *, reason: str | None = None
+) -> None:
+    """Write `event_type` with the order as `data` (JSON, as the API shows it), plus the
+    `reason` of the change when one is given (`payment_timeout`)."""
+    data = OrderOut.from_view(view).model_dump(mode="json")
+    if reason is not None:
+        data["reason"] = reason
+    await outbox.record(session, event_type, data)
 
 
 async def order_created(session: AsyncSession, view: OrderView) -> None:
     await record_order_event(session, outbox.ORDER_CREATED, view)
 
 
-async def status_changed(session: AsyncSession, view: OrderView) -> None:
-    await record_order_event(session, STATUS_EVENTS[view.status], view)
+async def status_changed(
+    session: AsyncSession, view: OrderView, *, reason: str | None = None
+) -> None:
+    await record_order_event(session, STATUS_EVENTS[view.status], view, reason=reason)

@@ -83,3 +83,17 @@ class OrderLine(Base):
     quantity: Mapped[int] = mapped_column()
     unit_price_cents: Mapped[int] = mapped_column(BigInteger)
     line_total_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerPurchase(Base):
+    """Units of one SKU in one customer's orders that are not cancelled, kept only for SKUs
+    with a `max_per_customer`: the row a conditional upsert raises (or refuses to raise)
+    when an order is placed, and lowers when the order is cancelled, so two concurrent
+    orders of one customer cannot both slip under the limit."""
+
+    __tablename__ = "customer_purchases"
+    __table_args__ = (CheckConstraint("units >= 0", name="units_not_negative"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), primary_key=True)
+    units: Mapped[int] = mapped_column(BigInteger)

@@ -20,6 +20,7 @@ from storekeeper.errors import (
     InsufficientStock,
     InvalidTransition,
     NotFound,
+    PurchaseLimitExceeded,
     RetryableError,
     Unauthorized,
     ValidationFailed,
@@ -59,6 +60,7 @@ PLACE_ERRORS = (
     Forbidden,
     ValidationFailed,
     InsufficientStock,
+    PurchaseLimitExceeded,
     IdempotencyKeyReused,
     RetryableError,
 )
@@ -181,7 +183,8 @@ async def checkout(
 ) -> OrderOut:
     """Turn your cart into an order in one transaction: every line is allocated at its
     current price, the cart is emptied. A short line: 409 `insufficient_stock` listing
-    every short line, and nothing changes (the cart is kept). Empty cart: 422."""
+    every short line, and nothing changes (the cart is kept). Empty cart: 422. More units
+    of a SKU than its `max_per_customer` allows you: 409 `purchase_limit_exceeded`."""
     view = await uow.run(
         service.checkout,
         user=user,
@@ -213,7 +216,8 @@ async def place_order(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderOut:
     """An order of explicit lines, stock allocated (all lines or none). Customers order for
-    themselves; staff may pass `user_id` to order for a customer."""
+    themselves; staff may pass `user_id` to order for a customer (the customer's
+    `max_per_customer` limits count it: beyond them 409 `purchase_limit_exceeded`)."""
     view = await uow.run(
         service.place_order,
         actor=user,

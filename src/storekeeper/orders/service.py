@@ -25,8 +25,10 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
+import structlog
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +37,7 @@ from storekeeper.accounts.models import User
 from storekeeper.accounts.policy import is_staff
 from storekeeper.catalog.models import Product, Sku
 from storekeeper.config import StockPolicy
-from storekeeper.db import after_commit, dialect_insert, utcnow
+from storekeeper.db import Database, UnitOfWork, after_commit, dialect_insert, utcnow
 from storekeeper.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -55,7 +57,7 @@ from storekeeper.inventory.lines import (
 )
 from storekeeper.inventory.queries import available_by_sku
 from storekeeper.inventory.service import DEFAULT_POLICY
-from storekeeper.orders import events
+from storekeeper.orders import events, purchases
 from storekeeper.orders.metrics import ORDER_STATUS_CHANGES, ORDERS_CREATED
 from storekeeper.orders.models import Cart, CartItem, Order, OrderLine, OrderStatus
 from storekeeper.pagination import (
@@ -65,6 +67,8 @@ from storekeeper.pagination import (
     newest_first,
     page_of,
 )
+
+log = structlog.get_logger("storekeeper.orders")
 
 # Marks an order's allocation so only the orders domain fulfils or cancels it.
 ALLOCATION_MANAGER = "order"
@@ -103,6 +107,8 @@ class CartLine:
     currency: str
     available: int
     is_deleted: bool
+    # The SKU's `max_per_customer` (None: no limit).
+    max_per_customer: int | None = None
 
     @property
     def line_total_cents(self) -> int:
@@ -149,6 +155,8 @@ class _PricedLine:
     quantity: int
     unit_price_cents: int
     currency: str
+    # The SKU's `max_per_customer`, read with the price (None: no limit).
+    max_per_customer: int | None = None
 
 
 # --- carts -------------------------------------------------------------------------------
@@ -200,6 +208,7 @@ async def _cart_lines(
                 Sku.price_cents,
                 Sku.currency,
                 Sku.is_deleted,
+                Sku.max_per_customer,
             )
             .join(Sku, Sku.id == CartItem.sku_id)
             .join(Product, Product.id == Sku.product_id)
@@ -219,8 +228,9 @@ async def _cart_lines(
             currency=currency,
             available=available.get(sku_id, 0),
             is_deleted=deleted,
+            max_per_customer=limit,
         )
-        for item_id, sku_id, code, name, quantity, price, currency, deleted in rows
+        for item_id, sku_id, code, name, quantity, price, currency, deleted, limit in rows
     ]
 
 
@@ -405,7 +415,15 @@ async def _priced_lines(
     codes = [code.upper() for code, _ in items]
     check_shape(len(items), [quantity for _, quantity in items], codes, loc=["body"], per="order")
     rows = await session.execute(
-        select(Sku.id, Sku.code, Sku.price_cents, Sku.currency, Sku.is_deleted, Product.name)
+        select(
+            Sku.id,
+            Sku.code,
+            Sku.price_cents,
+            Sku.currency,
+            Sku.is_deleted,
+            Sku.max_per_customer,
+            Product.name,
+        )
         .join(Product, Product.id == Sku.product_id)
         .where(Sku.code.in_(codes))
     )
@@ -417,7 +435,15 @@ async def _priced_lines(
             state = "deleted" if sku is not None else "unknown"
             raise ValidationFailed.field(["body", "items", index, "sku"], f"{state} SKU {code!r}")
         lines.append(
-            _PricedLine(sku.id, sku.code, sku.name, quantity, sku.price_cents, sku.currency)
+            _PricedLine(
+                sku.id,
+                sku.code,
+                sku.name,
+                quantity,
+                sku.price_cents,
+                sku.currency,
+                sku.max_per_customer,
+            )
         )
     return lines
 
@@ -443,6 +469,18 @@ async def _create_order(
     total_cents = sum(line.unit_price_cents * line.quantity for line in lines)
     if total_cents > MAX_TOTAL_CENTS:
         raise ValidationFailed.field(["body", "items"], "the order total is too large")
+    # Purchase limits first: their counter rows are locked before the stock levels (the hot
+    # rows, locked last). Orders of SKUs without a limit touch no row.
+    counted = await _count_purchases(
+        session,
+        user_id=user_id,
+        actor=actor,
+        lines=lines,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+    )
+    if isinstance(counted, OrderView):
+        return counted
     order_id = uuid.uuid4()
     client_token = (
         _allocation_token(actor.id, idempotency_key)
@@ -492,6 +530,7 @@ async def _create_order(
         assert existing is not None
         if existing.request_fingerprint != request_fingerprint:
             raise _key_reused()
+        await purchases.give_back(session, user_id, counted)
         return await _view(session, existing, created=False)
     order_lines = [
         OrderLine(
@@ -511,6 +550,41 @@ async def _create_order(
     await events.order_created(session, view)
     after_commit(session, ORDERS_CREATED.labels(source=source).inc)
     return view
+
+
+async def _count_purchases(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    actor: User,
+    lines: Sequence[_PricedLine],
+    idempotency_key: str | None,
+    request_fingerprint: str,
+) -> list[purchases.LimitedLine] | OrderView:
+    """Count the lines of SKUs with a `max_per_customer` against the customer (`user_id`,
+    whoever places the order). Returns what was counted, or raises `PurchaseLimitExceeded`.
+
+    With an `idempotency_key`, a refusal may only mean that a concurrent request with the
+    same key committed this very order (its units now count): that order is returned
+    instead (a view, `created` False), and what this request counted is given back."""
+    limited = [
+        purchases.LimitedLine(line.sku_id, line.sku, line.quantity, line.max_per_customer)
+        for line in lines
+        if line.max_per_customer is not None
+    ]
+    if not limited:
+        return []
+    claimed = await purchases.claim(session, user_id, limited)
+    if claimed.refused is None:
+        return claimed.counted
+    if idempotency_key is not None:
+        existing = await _order_by_key(session, actor.id, idempotency_key)
+        if existing is not None:
+            if existing.request_fingerprint != request_fingerprint:
+                raise _key_reused()
+            await purchases.give_back(session, user_id, claimed.counted)
+            return await _view(session, existing, created=False)
+    raise claimed.refused
 
 
 async def checkout(
@@ -569,6 +643,7 @@ async def checkout(
                 line.quantity,
                 line.unit_price_cents,
                 line.currency,
+                line.max_per_customer,
             )
             for line in lines
         ],
@@ -734,21 +809,37 @@ async def change_order_status(
             current_status=current.value,
             allowed=[allowed.value for allowed in TRANSITIONS[current]],
         )
+    # The order row is locked above, so its status and version are still the ones checked.
+    return await _move_order(session, order, target, actor_id=actor.id)
+
+
+async def _move_order(
+    session: AsyncSession,
+    order: Order,
+    target: OrderStatus,
+    *,
+    actor_id: int | None,
+    reason: str | None = None,
+) -> OrderView:
+    """Move a locked order, whose move to `target` was checked, with its stock: shipping
+    fulfils its allocation; cancelling gives its units back to the customer's purchase
+    limits (counter rows before stock rows, as when ordering) and cancels its allocation.
+    Writes the status event (with `reason` in its data when given)."""
     if target is OrderStatus.SHIPPED:
         await inventory.fulfil_allocation(
             session,
             order.allocation_id,
-            actor_id=actor.id,
+            actor_id=actor_id,
             managed_by=ALLOCATION_MANAGER,
         )
     elif target is OrderStatus.CANCELLED:
+        await purchases.give_back_order(session, order.id, order.user_id)
         await inventory.cancel_allocation(
             session,
             order.allocation_id,
-            actor_id=actor.id,
+            actor_id=actor_id,
             managed_by=ALLOCATION_MANAGER,
         )
-    # The order row is locked above, so its status and version are still the ones checked.
     changed = (
         await session.scalars(
             update(Order)
@@ -759,6 +850,75 @@ async def change_order_status(
         )
     ).one()
     view = await _view(session, changed)
-    await events.status_changed(session, view)
+    await events.status_changed(session, view, reason=reason)
     after_commit(session, ORDER_STATUS_CHANGES.labels(status=target.value).inc)
     return view
+
+
+# --- payment timeout ---------------------------------------------------------------------
+
+PAYMENT_TIMEOUT_REASON = "payment_timeout"
+# Orders cancelled per unit of work: a short transaction per batch (it holds the stock rows
+# of its orders' SKUs until it commits), and a killed sweeper loses at most one batch's
+# uncommitted work, which rolls back whole.
+PAYMENT_TIMEOUT_BATCH = 20
+
+
+async def cancel_unpaid_batch(
+    session: AsyncSession, *, older_than: datetime, limit: int = PAYMENT_TIMEOUT_BATCH
+) -> int:
+    """Cancel at most `limit` orders still `pending` that were created at or before
+    `older_than`, each the way a cancellation is (its units given back, its allocation
+    cancelled, `order.cancelled` with `reason: "payment_timeout"`). Returns how many.
+
+    The orders are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL: sweepers side by
+    side take disjoint batches, and an order a request is changing right now is left for
+    the next run. Each claimed order is re-checked under its lock, so one that was paid or
+    cancelled meanwhile is left alone (on SQLite, whose writers queue, likewise)."""
+    claimed = list(
+        (
+            await session.scalars(
+                select(Order)
+                .where(
+                    Order.status == OrderStatus.PENDING.value,
+                    Order.created_at <= older_than,
+                )
+                .order_by(Order.created_at, Order.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    cancelled = 0
+    for order in claimed:
+        if order.status != OrderStatus.PENDING.value:
+            continue
+        await _move_order(
+            session,
+            order,
+            OrderStatus.CANCELLED,
+            actor_id=None,
+            reason=PAYMENT_TIMEOUT_REASON,
+        )
+        cancelled += 1
+    return cancelled
+
+
+async def cancel_unpaid_orders(
+    db: Database, *, timeout_seconds: int, batch_size: int = PAYMENT_TIMEOUT_BATCH
+) -> int:
+    """The background job: cancel every order `pending` for longer than `timeout_seconds`
+    (STOREKEEPER_ORDER_PAYMENT_TIMEOUT_SECONDS), one short unit of work per batch. Safe in
+    several processes at once."""
+    unit = UnitOfWork(db)
+    older_than = utcnow() - timedelta(seconds=timeout_seconds)
+    total = 0
+    while True:
+        cancelled = await unit.run(cancel_unpaid_batch, older_than=older_than, limit=batch_size)
+        total += cancelled
+        if cancelled < batch_size:
+            break
+    if total:
+        log.info("unpaid_orders_cancelled", count=total, timeout_seconds=timeout_seconds)
+    return total

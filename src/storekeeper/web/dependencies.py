@@ -1,8 +1,10 @@
 """Who is signed in to the staff pages, and the CSRF check of every form they post.
 
 The user named by the session cookie is re-read from the database on every request, in its
-own short read-only unit of work (`load_caller`, as the API re-reads its callers), so a
-deactivation or a role change takes effect on the next click. Pages run their own units of
+own short read-only unit of work and in the same statement as the check that the session
+(a `sign_ins` row) is live (`load_caller`, as the API re-reads its callers), so a sign-out,
+a password change, a deactivation or a role change takes effect on the next click. A form
+refused for its CSRF token is recorded in the audit log. Pages run their own units of
 work after that (`UnitOfWork.run`), so a refused change rolls back before the form is shown
 again.
 """
@@ -18,8 +20,10 @@ from starlette.datastructures import FormData
 from storekeeper.accounts.dependencies import load_caller
 from storekeeper.accounts.models import Role, User
 from storekeeper.accounts.policy import is_staff, require_role
+from storekeeper.accounts.security import TokenCaller
 from storekeeper.db import get_database
 from storekeeper.errors import Forbidden, Unauthorized
+from storekeeper.observability import audit_logger
 from storekeeper.web.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -28,6 +32,8 @@ from storekeeper.web.security import (
     read_session,
 )
 from storekeeper.web.templating import settings_of
+
+audit = audit_logger()
 
 SIGN_IN_PATH = "/admin/sign-in"
 ADMIN_ONLY = frozenset({Role.ADMIN.value})
@@ -71,12 +77,14 @@ async def get_staff_user(request: Request) -> User:
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if web_session is None:
         raise SignInRequired(next_path if request.method == "GET" else None)
+    caller = TokenCaller(web_session.user_id, web_session.sign_in_id)
     try:
-        user = await load_caller(get_database(request), web_session.user_id)
+        user = await load_caller(get_database(request), caller)
     except Unauthorized:
-        # Unknown or deactivated.
+        # Signed out, ended by a change of the account, expired, unknown or deactivated.
         raise SignInRequired(
-            message="Your account is no longer active. Ask an administrator."
+            next_path if request.method == "GET" else None,
+            message="Your session has ended. Sign in again.",
         ) from None
     if not is_staff(user):
         raise SignInRequired(message="These pages are for staff; your account cannot use them.")
@@ -102,6 +110,14 @@ AdminUser = Annotated[User, Depends(get_admin_user)]
 async def _verified_form(request: Request, binding: str | None) -> FormData:
     form = await request.form()
     if not csrf_token_is_valid(settings_of(request), binding, form.get(CSRF_FIELD)):
+        user = getattr(request.state, "user", None)
+        audit.warning(
+            "csrf_refused",
+            actor_id=user.id if user is not None else None,
+            address=request.client.host if request.client else None,
+            method=request.method,
+            path=request.url.path,
+        )
         raise CsrfRejected()
     return form
 

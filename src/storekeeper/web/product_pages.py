@@ -646,6 +646,7 @@ async def _edit_sku_page(
         "low_stock_threshold": (
             "" if sku.low_stock_threshold is None else str(sku.low_stock_threshold)
         ),
+        "max_per_customer": "" if sku.max_per_customer is None else str(sku.max_per_customer),
     }
     return render(
         request,
@@ -687,10 +688,16 @@ def _sku_update(form: FormData) -> SkuUpdate:
         threshold = integer(form, "low_stock_threshold", "threshold", required=False)
     except FormInvalid as invalid:
         errors, threshold = {**errors, **invalid.errors}, None
+    try:
+        # Blank: no limit.
+        most = integer(form, "max_per_customer", "limit", required=False)
+    except FormInvalid as invalid:
+        errors, most = {**errors, **invalid.errors}, None
     values = {
         "price_cents": price,
         "attributes": attributes,
         "low_stock_threshold": threshold,
+        "max_per_customer": most,
         "version": text(form, "version") or None,
     }
     try:
@@ -711,6 +718,7 @@ async def update_sku(
         "price": text(form, "price"),
         "attributes": text(form, "attributes"),
         "low_stock_threshold": text(form, "low_stock_threshold"),
+        "max_per_customer": text(form, "max_per_customer"),
     }
     outcome: Sku | Refusal
     try:

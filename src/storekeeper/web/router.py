@@ -17,6 +17,7 @@ from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.db import UnitOfWorkDep, utcnow
 from storekeeper.errors import NotFound, RateLimited
 from storekeeper.web import (
+    api_key_pages,
     catalog_pages,
     charts,
     dashboard,
@@ -35,7 +36,7 @@ from storekeeper.web.dependencies import (
 )
 from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import SESSION_COOKIE, clear_cookie, set_flash, start_session
-from storekeeper.web.sign_in import SignInRefused, authenticate_staff
+from storekeeper.web.sign_in import SignInRefused, end_staff_session, sign_in_staff
 from storekeeper.web.templating import STATIC_DIR, render, settings_of
 
 router = APIRouter(prefix="/admin", include_in_schema=False, route_class=WebRoute)
@@ -45,6 +46,7 @@ router.include_router(stock_pages.router)
 router.include_router(order_pages.router)
 router.include_router(notification_pages.router)
 router.include_router(webhook_pages.router)
+router.include_router(api_key_pages.router)
 
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 HOME_PATH = "/admin"
@@ -81,8 +83,8 @@ async def sign_in(request: Request, uow: UnitOfWorkDep, form: SignInForm) -> Res
         throttle: LoginThrottle = request.app.state.login_throttle
         client_address = request.client.host if request.client else "unknown"
         try:
-            user = await uow.run(
-                authenticate_staff,
+            signed_in = await uow.run(
+                sign_in_staff,
                 throttle,
                 client_address=client_address,
                 email=email,
@@ -97,12 +99,14 @@ async def sign_in(request: Request, uow: UnitOfWorkDep, form: SignInForm) -> Res
         context = {"next": next_path, "email": email, "errors": errors}
         return render(request, "sign_in.html", context, status_code=status)
     response = see_other(next_path if is_safe_next(next_path) else HOME_PATH)
-    start_session(response, settings_of(request), user.id)
+    start_session(response, settings_of(request), signed_in.user.id, signed_in.sign_in_id)
     return response
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, _form: StaffForm) -> Response:
+async def sign_out(request: Request, uow: UnitOfWorkDep, _form: StaffForm) -> Response:
+    # Ends the session in the database: every copy of the cookie stops working.
+    await uow.run(end_staff_session, request.state.web_session)
     response = see_other(SIGN_IN_PATH)
     settings = settings_of(request)
     clear_cookie(response, settings, SESSION_COOKIE)

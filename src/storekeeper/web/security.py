@@ -1,10 +1,12 @@
 """The staff pages' session cookie, CSRF tokens and one-shot flash messages.
 
 The session cookie holds a signed JWT whose `typ` differs from API access tokens, so
-neither kind of token is accepted in place of the other. It names the user and carries a
-random session id (`sid`); the CSRF token of every form is an HMAC of that id, so it is
-bound to the session and useless to anyone who does not hold the cookie. Before sign-in
-the binding is a random nonce kept in its own cookie.
+neither kind of token is accepted in place of the other. It names the user and carries the
+session's id (`sid`): the id of its `sign_ins` row (a random UUID), which every request
+checks, so signing out, a password change, a deactivation or a role change ends the session
+for every copy of the cookie at once. The CSRF token of every form is an HMAC of that id,
+so it is bound to the session and useless to anyone who does not hold the cookie. Before
+sign-in the binding is a random nonce kept in its own cookie.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,7 +42,12 @@ CSRF_FIELD = "csrf_token"
 @dataclass(frozen=True)
 class WebSession:
     user_id: int
+    # The sign-in's id as the cookie carries it (the CSRF binding); `sign_in_id` parsed.
     session_id: str
+
+    @property
+    def sign_in_id(self) -> uuid.UUID:
+        return uuid.UUID(self.session_id)
 
 
 def _set_cookie(response: Response, settings: Settings, name: str, value: str, ttl: int) -> None:
@@ -85,10 +93,14 @@ def _decode(settings: Settings, token: str, token_type: str) -> dict[str, Any] |
     return claims
 
 
-def start_session(response: Response, settings: Settings, user_id: int) -> None:
+def start_session(
+    response: Response, settings: Settings, user_id: int, sign_in_id: uuid.UUID
+) -> None:
+    """Set the cookie of the web sign-in `sign_in_id` (recorded by the caller, live for
+    `SESSION_TTL`)."""
     token = _encode(
         settings,
-        {"sub": str(user_id), "typ": SESSION_TOKEN_TYPE, "sid": secrets.token_urlsafe(24)},
+        {"sub": str(user_id), "typ": SESSION_TOKEN_TYPE, "sid": str(sign_in_id)},
         SESSION_TTL,
     )
     _set_cookie(response, settings, SESSION_COOKIE, token, int(SESSION_TTL.total_seconds()))
@@ -104,6 +116,11 @@ def read_session(settings: Settings, cookie: str | None) -> WebSession | None:
         return None
     subject, session_id = claims.get("sub"), claims.get("sid")
     if not isinstance(subject, str) or not subject.isdecimal() or not isinstance(session_id, str):
+        return None
+    try:
+        uuid.UUID(session_id)
+    except ValueError:
+        # A cookie from before sessions were recorded: no session to find.
         return None
     return WebSession(user_id=int(subject), session_id=session_id)
 

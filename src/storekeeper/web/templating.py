@@ -70,6 +70,7 @@ environment.globals["nav"] = [
 # Shown to admins only: the pages behind these links answer other staff with 403.
 environment.globals["admin_nav"] = [
     ("/admin/webhooks", "Webhooks"),
+    ("/admin/api-keys", "API keys"),
 ]
 
 
