@@ -14,7 +14,14 @@ from sqlalchemy import event, select, update
 from typer.testing import CliRunner
 
 from storekeeper.accounts.models import ApiKey, User
-from storekeeper.accounts.scopes import CLOSED, PUBLIC, SCOPES, Access, access_of
+from storekeeper.accounts.scopes import (
+    CLOSED_TO_ADMINS,
+    CLOSED_TO_PEOPLE,
+    PUBLIC,
+    SCOPES,
+    Access,
+    access_of,
+)
 from storekeeper.cli import app as cli
 from storekeeper.db import Database, utcnow
 from storekeeper.inventory.models import Reservation, StockMovement
@@ -117,20 +124,21 @@ async def test_only_admins_manage_keys(
     assert (await client.get(f"{API}/api-keys")).status_code == 401
     # Not even a key with every scope reaches keys, users or webhooks.
     key = await _create_key(client, admin_headers, list(SCOPES))
-    for method, path in (
-        ("GET", f"{API}/api-keys"),
-        ("POST", f"{API}/api-keys"),
-        ("GET", f"{API}/users"),
-        ("GET", f"{API}/users/me"),
-        ("GET", f"{API}/webhooks"),
-        ("GET", f"{API}/carts/me"),
+    for method, path, needed in (
+        ("GET", f"{API}/api-keys", "admin"),
+        ("POST", f"{API}/api-keys", "admin"),
+        ("GET", f"{API}/users", "admin"),
+        ("PATCH", f"{API}/users/1", "admin"),
+        ("GET", f"{API}/users/me", "user"),
+        ("GET", f"{API}/webhooks", "admin"),
+        ("GET", f"{API}/carts/me", "user"),
     ):
         response = await client.request(
             method, path, headers=_bearer(key), json={"name": "x", "scopes": ["orders:read"]}
         )
         assert response.status_code == 403, (path, response.text)
         assert response.json()["code"] == "forbidden"
-        assert "required_scope" not in response.json()
+        assert response.json()["required_scope"] == needed
 
 
 async def test_a_reservations_key_holds_and_converts_but_needs_scopes_elsewhere(
@@ -306,17 +314,23 @@ def test_every_route_has_one_access_class(app: Any) -> None:
     assert scoped[("DELETE", "/categories/{category_id}")] == "catalog:write"
     assert expected[("GET", "/products")] == PUBLIC
     for closed in (
-        ("POST", "/auth/token"),
         ("GET", "/users"),
         ("PATCH", "/users/{user_id}"),
         ("POST", "/api-keys"),
         ("DELETE", "/api-keys/{key_id}"),
         ("POST", "/webhooks"),
+        ("GET", "/webhooks/{endpoint_id}/deliveries"),
+    ):
+        assert expected[closed] == CLOSED_TO_ADMINS, closed
+    for personal in (
+        ("POST", "/auth/token"),
+        ("GET", "/users/me"),
+        ("PATCH", "/users/me"),
         ("GET", "/carts/me"),
         ("POST", "/skus/{code}/waitlist"),
         ("GET", "/users/me/waitlist"),
     ):
-        assert expected[closed] == CLOSED, closed
+        assert expected[personal] == CLOSED_TO_PEOPLE, personal
     assert set(scoped.values()) == set(SCOPES)
 
 

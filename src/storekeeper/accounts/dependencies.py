@@ -53,7 +53,11 @@ def require_key_access(request: Request, key_scopes: list[str]) -> None:
     path = getattr(route, "path", request.url.path)
     access = access_of(request.method, path)
     if access.kind == "closed":
-        raise Forbidden("API keys cannot use this operation.")
+        raise Forbidden(
+            "API keys cannot use this operation: it takes "
+            + ("an administrator signed in." if access.scope == "admin" else "a person signed in."),
+            required_scope=access.scope,
+        )
     if access.kind == "scoped" and access.scope not in key_scopes:
         raise Forbidden(
             f"This API key lacks the {access.scope} scope.", required_scope=access.scope

@@ -6,7 +6,10 @@ Every API operation is in one of three classes for a key:
 - scoped: the key needs the operation's one scope, else 403 `forbidden` naming it
   (`required_scope`);
 - closed: never with a key, whatever its scopes (accounts, API keys, webhooks, carts,
-  waitlists: people's and administrators' business), 403 `forbidden`.
+  waitlists: people's and administrators' business), 403 `forbidden` whose
+  `required_scope` names what it takes instead, which no key can be given: `admin` (users,
+  API keys, webhooks: an administrator signed in) or `user` (sign-in, one's own profile,
+  cart and waitlist: the person themselves).
 
 The rule is by path, in one place, and closed is the default: an operation added later is
 out of every key's reach until it is given a scope here (tests/accounts/test_api_keys.py
@@ -51,7 +54,12 @@ class Access:
 
 
 PUBLIC = Access("public")
-CLOSED = Access("closed")
+# What a closed operation takes instead of a scope (never grantable to a key).
+ADMIN_ONLY = "admin"
+PERSONAL = "user"
+CLOSED_TO_ADMINS = Access("closed", ADMIN_ONLY)
+CLOSED_TO_PEOPLE = Access("closed", PERSONAL)
+_ADMINISTRATION = ("/users", "/api-keys", "/webhooks")
 
 _RESERVATIONS = ("/inventory/holds", "/inventory/allocations")
 _CATALOG = ("/categories", "/products", "/skus")
@@ -75,4 +83,6 @@ def access_of(method: str, path: str) -> Access:
         return Access("scoped", ORDERS_READ if reading else ORDERS_WRITE)
     if _under(path, _CATALOG) and not path.endswith("/waitlist"):
         return PUBLIC if reading else Access("scoped", CATALOG_WRITE)
-    return CLOSED
+    if _under(path, _ADMINISTRATION) and not _under(path, ("/users/me",)):
+        return CLOSED_TO_ADMINS
+    return CLOSED_TO_PEOPLE
