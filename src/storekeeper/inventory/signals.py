@@ -105,9 +105,9 @@ async def announce(session: AsyncSession) -> None:
         )
     ).all()
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for _sku_id, code, threshold, after in totals:
+    for sku_id, code, threshold, after in totals:
         after = int(after)
-        before = after - changes[_sku_id]
+        before = after - changes[sku_id]
         for event_type in crossings(before, after, threshold):
             data: dict[str, Any] = {"sku": code, "available": after}
             if event_type == outbox.STOCK_LOW:

@@ -25,11 +25,12 @@ from storekeeper.errors import ValidationFailed
 from storekeeper.pagination import CursorQuery
 from storekeeper.web.dependencies import AdminUser, StaffForm
 from storekeeper.web.forms import (
-    FORM_ERROR,
     FormInvalid,
     Refusal,
     attempt,
     build,
+    checked,
+    errors_by_field,
     form_refusal,
     integer,
     refusal_errors,
@@ -48,20 +49,6 @@ CREATE_FIELDS = ("name", "scopes", "expires_at", "rate_limit_per_minute")
 REVOKE_ERROR = "revoke"
 NO_SCOPES = "Choose at least one scope."
 BAD_EXPIRY = "Enter a date and time such as 2027-01-31 17:00, or nothing for no expiry."
-
-
-def _fields_of(errors: dict[str, str], fields: tuple[str, ...]) -> dict[str, str]:
-    """Messages keyed by the form's own fields (`scopes.0` → `scopes`); anything else is
-    about the whole form."""
-    shown: dict[str, str] = {}
-    for key, message in errors.items():
-        field = key.split(".", 1)[0]
-        shown.setdefault(field if field in fields else FORM_ERROR, message)
-    return shown
-
-
-def _scopes(form: FormData) -> list[str]:
-    return [value.strip() for value in form.getlist("scopes") if isinstance(value, str)]
 
 
 def _expiry(raw: str) -> datetime | None:
@@ -104,7 +91,7 @@ def _create_data(form: FormData, values: dict[str, Any]) -> ApiKeyCreate:
             },
         )
     except FormInvalid as invalid:
-        for field, message in _fields_of(invalid.errors, CREATE_FIELDS).items():
+        for field, message in errors_by_field(invalid.errors, CREATE_FIELDS).items():
             errors.setdefault(field, message)
     if errors or data is None:
         raise FormInvalid(errors)
@@ -160,7 +147,7 @@ async def create_api_key(
 ) -> Response:
     values = {
         "name": text(form, "name"),
-        "scopes": _scopes(form),
+        "scopes": checked(form, "scopes"),
         "expires_at": text(form, "expires_at"),
         "rate_limit_per_minute": text(form, "rate_limit_per_minute"),
     }
@@ -175,7 +162,7 @@ async def create_api_key(
         return await _list_page(
             request,
             uow,
-            errors=_fields_of(outcome.errors, CREATE_FIELDS),
+            errors=errors_by_field(outcome.errors, CREATE_FIELDS),
             values=values,
             status_code=outcome.status,
         )

@@ -43,6 +43,21 @@ def text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def checked(form: FormData, name: str) -> list[str]:
+    """The values of the checkboxes named `name` that are ticked."""
+    return [value.strip() for value in form.getlist(name) if isinstance(value, str)]
+
+
+def errors_by_field(errors: dict[str, str], fields: tuple[str, ...]) -> dict[str, str]:
+    """Messages keyed by the form's own fields (`scopes.0` → `scopes`); anything else is
+    about the whole form (`FORM_ERROR`)."""
+    shown: dict[str, str] = {}
+    for key, message in errors.items():
+        field = key.split(".", 1)[0]
+        shown.setdefault(field if field in fields else FORM_ERROR, message)
+    return shown
+
+
 def optional_text(form: FormData, name: str) -> str | None:
     return text(form, name) or None
 

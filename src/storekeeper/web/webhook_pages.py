@@ -15,7 +15,6 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from storekeeper.db import UnitOfWork, UnitOfWorkDep
@@ -39,6 +38,8 @@ from storekeeper.web.forms import (
     Refusal,
     attempt,
     build,
+    checked,
+    errors_by_field,
     form_refusal,
     optional_text,
     refusal_errors,
@@ -55,20 +56,6 @@ PAGE_SIZE = 50
 DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatusName)
 CREATE_FIELDS = ("url", "event_types", "description")
 NO_EVENT_TYPES = "Choose at least one event type, or all events."
-
-
-def _fields_of(errors: dict[str, str], fields: tuple[str, ...]) -> dict[str, str]:
-    """Messages keyed by the form's own fields (`event_types.0` → `event_types`); anything
-    else is about the whole form."""
-    shown: dict[str, str] = {}
-    for key, message in errors.items():
-        field = key.split(".", 1)[0]
-        shown.setdefault(field if field in fields else FORM_ERROR, message)
-    return shown
-
-
-def _event_types(form: FormData) -> list[str]:
-    return [value.strip() for value in form.getlist("event_types") if isinstance(value, str)]
 
 
 # --- the list and the create form --------------------------------------------------------
@@ -132,7 +119,7 @@ async def create_webhook(
     values = {
         "url": text(form, "url"),
         "description": optional_text(form, "description"),
-        "event_types": _event_types(form),
+        "event_types": checked(form, "event_types"),
     }
     outcome: WebhookEndpoint | Refusal
     try:
@@ -151,7 +138,7 @@ async def create_webhook(
         return await _list_page(
             request,
             uow,
-            errors=_fields_of(outcome.errors, CREATE_FIELDS),
+            errors=errors_by_field(outcome.errors, CREATE_FIELDS),
             values=values,
             status_code=outcome.status,
         )
