@@ -350,3 +350,24 @@ def test_pages_for_people_are_not_in_the_document(document: dict[str, Any]) -> N
         if not (path.startswith(f"{API}/") or path.startswith("/health"))
     ]
     assert leaked == []
+
+
+async def test_problems_sent_carry_only_members_of_the_schema(
+    client: httpx.AsyncClient, document: dict[str, Any]
+) -> None:
+    members = set(document["components"]["schemas"]["Problem"]["properties"])
+    field_error = set(document["components"]["schemas"]["FieldError"]["properties"])
+
+    missing = await client.get(f"{API}/products/999999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert missing.json()["instance"] == f"{API}/products/999999"
+    assert set(missing.json()) <= members
+
+    refused = await client.get(f"{API}/products/not-a-number")
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["code"] == "validation_error"
+    assert body["instance"] == f"{API}/products/not-a-number"
+    assert set(body) <= members
+    assert body["errors"] and all(set(error) <= field_error for error in body["errors"])
