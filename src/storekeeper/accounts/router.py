@@ -89,8 +89,12 @@ async def token(
     username: Annotated[
         str, Form(min_length=1, max_length=EMAIL_MAX_LENGTH, description="The email.")
     ],
-    password: Annotated[str, Form(min_length=1, max_length=PASSWORD_MAX_LENGTH)],
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    password: Annotated[
+        str, Form(min_length=1, max_length=PASSWORD_MAX_LENGTH, description="The password.")
+    ],
+    grant_type: Annotated[
+        str | None, Form(pattern="^password$", description="`password` when sent.")
+    ] = None,
 ) -> TokenResponse:
     """The OAuth2 password flow: form fields `username` (the email) and `password`. Answers
     an access token (send it as `Authorization: Bearer ...`) and a refresh token. Wrong

@@ -277,6 +277,7 @@ class AddressOut(BaseModel):
     created_at: datetime
     """When it was saved (UTC)."""
     updated_at: datetime
+    """When it last changed (UTC)."""
 
 
 # Path parameter of the API-key routes (their bodies are in `api_key_schemas`).

@@ -114,10 +114,15 @@ class CategoryUpdate(Patch):
     required_values = ("name", "attributes")
 
     name: Name | None = None
+    """The new name."""
     description: Description | None = None
+    """The new description (null clears it)."""
     parent_id: CatalogId | None = None
+    """The new parent; null: the top level."""
     attributes: Attributes | None = None
+    """Replaces the attributes (a JSON object of at most 16 KiB)."""
     version: Version | None = None
+    """The version you read; a stale one is 409 `version_conflict`."""
 
 
 class CategoryOut(BaseModel):
@@ -320,10 +325,15 @@ class ProductCreate(Body):
 class ProductUpdate(Patch):
     required_values = ("name", "category_id", "attributes")
     name: Name | None = None
+    """The new name."""
     description: Description | None = None
+    """The new description (null clears it)."""
     category_id: CatalogId | None = None
+    """The new category."""
     attributes: Attributes | None = None
+    """Replaces the attributes (a JSON object of at most 16 KiB)."""
     version: Version | None = None
+    """The version you read; a stale one is 409 `version_conflict`."""
 
 
 class ProductOut(BaseModel):

@@ -131,6 +131,7 @@ class WebhookUpdate(BaseModel):
     url: WebhookUrl | None = None
     """The new URL."""
     event_types: EventTypes | None = None
+    """The event types to receive, or `["*"]` for every type."""
     description: Description | None = None
     """Free text for people."""
     is_active: bool | None = Field(

@@ -192,6 +192,7 @@ class MovementFeedPage(Page[MovementOut]):
     even on the last page."""
 
     resume_cursor: str | None
+    """Where to continue later (pass it as `cursor`); set even on the last page."""
 
 
 class LevelOut(Output):
