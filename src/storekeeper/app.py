@@ -34,6 +34,7 @@ from storekeeper.inventory.router import router as inventory_router
 from storekeeper.notifications.router import router as notifications_router
 from storekeeper.notifications.sender import email_job
 from storekeeper.observability import RequestContextMiddleware, configure_logging
+from storekeeper.openapi import install_openapi, operation_id
 from storekeeper.orders.router import router as orders_router
 from storekeeper.orders.service import cancel_unpaid_orders
 from storekeeper.ratelimit import RateLimitMiddleware, RequestLimiter
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Storekeeper",
         version=__version__,
+        generate_unique_id_function=operation_id,
         description="Inventory, reservations, carts, checkout and orders for online shops.",
         lifespan=lifespan,
         # STOREKEEPER_DOCS_ENABLED=false: no /docs, /redoc or /openapi.json (404).
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The catalog shows availability but does not own stock: the inventory provides it.
     app.state.stock_figures = inventory_queries.STOCK_FIGURES
     register_error_handlers(app)
+    install_openapi(app)
 
     # Each domain's router sits directly under the app, not under one more router for the
     # prefix: every level of inclusion is matched twice per request. The flash-sale paths

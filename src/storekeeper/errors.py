@@ -15,12 +15,15 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Error responses name the one Problem schema; `storekeeper.openapi` puts it in the document.
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
 log = structlog.get_logger("storekeeper.errors")
 
@@ -32,16 +35,117 @@ class ProblemResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _optional(description: str) -> Any:
+    """A member sent only with some codes: not required, never null (so no `default`)."""
+    return Field(default=None, description=description, json_schema_extra=_no_default)
+
+
+class FieldError(BaseModel):
+    """One refused input of a `validation_error`."""
+
+    loc: list[str | int] = Field(
+        description="Where the input is: `body`, `query`, `path`, `header` or `form`, then the "
+        "field names and list indexes down to it.",
+        examples=[["body", "items", 0, "quantity"]],
+    )
+    msg: str = Field(description="What is wrong, for people.")
+    type: str | SkipJsonSchema[None] = _optional(
+        "The kind of refusal (`missing`, `greater_than_equal`, ...); sent for input refused "
+        "before the service ran."
+    )
+
+
+class Shortage(BaseModel):
+    """One line of an `insufficient_stock` refusal."""
+
+    sku: str = Field(description="The SKU code of the line.")
+    requested: int = Field(description="The units the line asked for.")
+    available: int = Field(description="The units that could be had when it was refused.")
+
+
 class Problem(BaseModel):
-    """RFC 9457 problem details, with the stable machine-readable `code`."""
+    """RFC 9457 problem details, with the stable machine-readable `code` (branch on it, not
+    on `detail`). Members past `code` are sent only with the codes they name."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:storekeeper:problem:insufficient_stock",
+                    "title": "Conflict",
+                    "status": 409,
+                    "detail": "Not enough stock to serve every line.",
+                    "instance": "/api/v1/inventory/holds",
+                    "code": "insufficient_stock",
+                    "shortages": [{"sku": "TEE-RED-M", "requested": 3, "available": 1}],
+                },
+                {
+                    "type": "urn:storekeeper:problem:validation_error",
+                    "title": HTTPStatus(422).phrase,
+                    "status": 422,
+                    "detail": "body.items.0.quantity: Input should be greater than or equal to 1",
+                    "instance": "/api/v1/inventory/holds",
+                    "code": "validation_error",
+                    "errors": [
+                        {
+                            "loc": ["body", "items", 0, "quantity"],
+                            "msg": "Input should be greater than or equal to 1",
+                            "type": "greater_than_equal",
+                        }
+                    ],
+                },
+            ]
+        },
+    )
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
+    type: str = Field(description="The problem type: `urn:storekeeper:problem:<code>`.")
+    title: str = Field(description="The HTTP status phrase (`Conflict`).")
+    status: int = Field(description="The HTTP status code, as on the response.")
+    detail: str = Field(description="What went wrong this time, for people.")
+    instance: str | SkipJsonSchema[None] = _optional(
+        "The path of the request that failed (sent on every problem the application renders)."
+    )
+    code: str = Field(description="The stable machine-readable code (see the error table).")
+    errors: list[FieldError] | SkipJsonSchema[None] = _optional(
+        "`validation_error`: every input refused."
+    )
+    shortages: list[Shortage] | SkipJsonSchema[None] = _optional(
+        "`insufficient_stock`: every line that cannot be served in full."
+    )
+    current_version: int | SkipJsonSchema[None] = _optional(
+        "`version_conflict`: the resource's version now; reload it and send that version."
+    )
+    current_status: str | SkipJsonSchema[None] = _optional(
+        "`invalid_transition` of an order: its status now."
+    )
+    allowed: list[str] | SkipJsonSchema[None] = _optional(
+        "`invalid_transition` of an order: the statuses it may move to from `current_status`."
+    )
+    required_scope: str | SkipJsonSchema[None] = _optional(
+        "`forbidden` for an API key: the scope the operation takes, or `admin` / `user` when "
+        "no key can reach it (an administrator or the person must sign in)."
+    )
+    codes: list[str] | SkipJsonSchema[None] = _optional(
+        "`conflict` when creating SKUs: the SKU codes already in use."
+    )
+    sku: str | SkipJsonSchema[None] = _optional("`purchase_limit_exceeded`: the SKU code.")
+    limit: int | SkipJsonSchema[None] = _optional(
+        "`purchase_limit_exceeded`: the SKU's `max_per_customer`."
+    )
+    already_ordered: int | SkipJsonSchema[None] = _optional(
+        "`purchase_limit_exceeded`: the units of the SKU the customer has ordered already."
+    )
+    requested: int | SkipJsonSchema[None] = _optional(
+        "`purchase_limit_exceeded`: the units of the SKU this request asks for."
+    )
+    request_id: str | SkipJsonSchema[None] = _optional(
+        "`internal_error`: the request id to quote when reporting it."
+    )
 
 
 class StorekeeperError(Exception):
@@ -249,19 +353,23 @@ def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str,
     }
 
 
-def problem_response(error: StorekeeperError) -> ProblemResponse:
-    return ProblemResponse(error.body(), status_code=error.status_code, headers=error.headers())
+def problem_response(error: StorekeeperError, instance: str | None = None) -> ProblemResponse:
+    """The problem+json response of `error`; `instance` is the path of the request."""
+    body = error.body()
+    if instance is not None:
+        body["instance"] = instance
+    return ProblemResponse(body, status_code=error.status_code, headers=error.headers())
 
 
 def problem_responses(*errors: type[StorekeeperError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the given errors, grouped by status."""
+    """OpenAPI `responses` for the given errors, grouped by status: problem+json only (no
+    `model`, which would add an `application/json` body the service never sends)."""
     responses: dict[int | str, dict[str, Any]] = {}
     for error in errors:
         entry = responses.setdefault(
             error.status_code,
             {
-                "model": Problem,
-                "content": {PROBLEM_CONTENT_TYPE: {"schema": Problem.model_json_schema()}},
+                "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
                 "description": "",
             },
         )
@@ -294,33 +402,37 @@ _HTTP_CODES = {
 
 def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorekeeperError)
-    async def _domain_error(_request: Request, exc: StorekeeperError) -> Response:
-        return problem_response(exc)
+    async def _domain_error(request: Request, exc: StorekeeperError) -> Response:
+        return problem_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = _clean_validation_errors(exc.errors())
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}
         detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        return problem_response(ValidationFailed(errors, detail=detail))
+        return problem_response(ValidationFailed(errors, detail=detail), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         error_class = _HTTP_CODES.get(exc.status_code)
         if error_class is not None:
             detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None
             error = error_class(detail)
             headers = {**error.headers(), **(exc.headers or {})}
-            return ProblemResponse(error.body(), status_code=exc.status_code, headers=headers)
-        body = problem_body(exc.status_code, "http_error", str(exc.detail))
+            body = {**error.body(), "instance": request.url.path}
+            return ProblemResponse(body, status_code=exc.status_code, headers=headers)
+        body = problem_body(
+            exc.status_code, "http_error", str(exc.detail), instance=request.url.path
+        )
         return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    async def _database_error(_request: Request, exc: Exception) -> Response:
+    async def _database_error(request: Request, exc: Exception) -> Response:
         if not is_database_unavailable(exc):
             raise exc  # a real failure: the catch-all below renders it as a 500
         log.warning("database_unavailable", error_type=type(exc).__name__)
         return problem_response(
-            ServiceUnavailable("The database cannot take this request now; retry shortly.")
+            ServiceUnavailable("The database cannot take this request now; retry shortly."),
+            request.url.path,
         )
 
     for database_error in (DBAPIError, PoolTimeoutError, ConnectionError):
@@ -334,6 +446,7 @@ def register_error_handlers(app: FastAPI) -> None:
             500,
             "internal_error",
             "An unexpected error occurred. Quote the request id when reporting it.",
+            instance=request.url.path,
             request_id=request_id,
         )
         headers = {"X-Request-ID": request_id} if request_id else None

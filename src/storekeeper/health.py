@@ -18,6 +18,8 @@ router = APIRouter(tags=["operations"])
 @router.get("/health", summary="Liveness: the process answers (no database).")
 @router.head("/health", include_in_schema=False)
 async def health() -> dict[str, str]:
+    """`{"status": "ok"}` while the process answers; touches no database (for liveness
+    probes and the container's HEALTHCHECK)."""
     return {"status": "ok"}
 
 
@@ -28,6 +30,9 @@ async def health() -> dict[str, str]:
 )
 @router.head("/health/ready", include_in_schema=False)
 async def ready(request: Request) -> Response:
+    """200 when the database answers within two seconds, else 503 with the reason (for
+    readiness probes and load balancers). With Redis configured, the rate limits' store is
+    reported too, never a reason for 503."""
     db = get_database(request)
     # With Redis configured, the rate limits' store is reported, never a reason for 503:
     # while Redis is down they are counted per process ("store": "memory-fallback").

@@ -156,7 +156,7 @@ class RequestContextMiddleware:
         try:
             declared = _content_length(scope)
             if declared is not None and declared > MAX_BODY_BYTES:
-                response = problem_response(PayloadTooLarge())
+                response = problem_response(PayloadTooLarge(), scope.get("path"))
                 await response(scope, receive, send_with_request_id)
                 return
             await self.app(scope, _limited_receive(receive), send_with_request_id)

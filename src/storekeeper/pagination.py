@@ -14,7 +14,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import QueryableAttribute
 
@@ -27,8 +27,12 @@ MAX_LIMIT = 200
 
 
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     items: list[T]
+    """This page's items."""
     next_cursor: str | None
+    """Pass it as `cursor` for the next page; null on the last page."""
 
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-200).")]

@@ -369,7 +369,7 @@ class RateLimitMiddleware:
             method=scope.get("method"),
             path=scope.get("path"),
         )
-        response = problem_response(state.error())
+        response = problem_response(state.error(), scope.get("path"))
         response.headers.update(state.headers())
         await response(scope, receive, send)
 

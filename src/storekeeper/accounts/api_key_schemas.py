@@ -44,9 +44,11 @@ _SCOPES_HELP = "; ".join(f"`{scope}`: {text}" for scope, text in SCOPE_DESCRIPTI
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A docstring under a field is its description in the OpenAPI document.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: KeyName = Field(examples=["Storefront checkout"])
+    """A name for people: what the key is for (1 to 100 characters)."""
     scopes: Annotated[
         list[str], Field(min_length=1, max_length=len(SCOPES)), AfterValidator(_known_scopes)
     ] = Field(description=f"What the key may do. {_SCOPES_HELP}.")
@@ -60,20 +62,26 @@ class ApiKeyCreate(BaseModel):
 
 
 class ApiKeyOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, use_attribute_docstrings=True)
 
     id: int
+    """The key's id."""
     name: str
+    """What the key is for."""
     scopes: list[str]
+    """What the key may do."""
     prefix: str = Field(description="The key's first 10 characters, to recognise it by.")
     actor_id: int = Field(
         description="The account the key acts through: the `actor_id` of the ledger rows "
         "and the creator of the reservations and orders it makes."
     )
     created_at: datetime
+    """When it was created (UTC)."""
     expires_at: datetime | None
+    """After this the key is refused (401); null: never."""
     last_used_at: datetime | None = Field(description="Kept to the minute.")
     rate_limit_per_minute: int | None
+    """Requests per minute past which the key gets 429; null: only the general rate limits apply."""
 
 
 class ApiKeyWithSecret(ApiKeyOut):

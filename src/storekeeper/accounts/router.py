@@ -67,6 +67,9 @@ def _throttle(request: Request) -> LoginThrottle:
     responses=problem_responses(Conflict, ValidationFailed),
 )
 async def register(body: RegisterRequest, uow: UnitOfWorkDep) -> UserOut:
+    """Anyone may sign up; the account gets the `customer` role. An email already in use is
+    409 `conflict`; a common, repetitive or email-like password is 422 `validation_error`.
+    Sign in afterwards with `POST /api/v1/auth/token`."""
     user = await uow.run(
         service.create_user, email=body.email, password=body.password, full_name=body.full_name
     )
@@ -86,9 +89,17 @@ async def token(
     username: Annotated[
         str, Form(min_length=1, max_length=EMAIL_MAX_LENGTH, description="The email.")
     ],
-    password: Annotated[str, Form(min_length=1, max_length=PASSWORD_MAX_LENGTH)],
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    password: Annotated[
+        str, Form(min_length=1, max_length=PASSWORD_MAX_LENGTH, description="The password.")
+    ],
+    grant_type: Annotated[
+        str | None, Form(pattern="^password$", description="`password` when sent.")
+    ] = None,
 ) -> TokenResponse:
+    """The OAuth2 password flow: form fields `username` (the email) and `password`. Answers
+    an access token (send it as `Authorization: Bearer ...`) and a refresh token. Wrong
+    credentials or an inactive account: 401; repeated failures from one address: 429 with
+    `Retry-After`."""
     return await uow.run(
         service.login,
         settings,
@@ -106,6 +117,8 @@ async def token(
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
 async def refresh(body: RefreshRequest, uow: UnitOfWorkDep, settings: SettingsDep) -> TokenResponse:
+    """Refresh tokens rotate: the answer is a new pair and the presented token stops working.
+    Presenting one that was already used revokes its whole sign-in (401)."""
     outcome = await uow.run(service.refresh, settings, body.refresh_token)
     # Raised only now that the unit has committed: a reused token's family stays revoked.
     if isinstance(outcome, service.RefreshRefused):
@@ -121,6 +134,8 @@ async def refresh(body: RefreshRequest, uow: UnitOfWorkDep, settings: SettingsDe
     responses=problem_responses(ValidationFailed),
 )
 async def logout(body: RefreshRequest, uow: UnitOfWorkDep) -> Response:
+    """Revoke the sign-in the refresh token belongs to: its refresh and access tokens are
+    refused (401) from the next request on. 204 also for an unknown or revoked token."""
     await uow.run(service.logout, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -135,6 +150,7 @@ async def logout(body: RefreshRequest, uow: UnitOfWorkDep) -> Response:
     responses=problem_responses(Unauthorized),
 )
 async def read_me(user: CurrentUser) -> UserOut:
+    """The account of the access token: email, name, role and active flag."""
     return UserOut.model_validate(user)
 
 
@@ -147,6 +163,8 @@ async def read_me(user: CurrentUser) -> UserOut:
 async def update_me(
     body: MeUpdate, user: CurrentUser, caller: AccessTokenSubject, uow: UnitOfWorkDep
 ) -> UserOut:
+    """Change `full_name`, or `password` together with `current_password` (a wrong one is
+    422). A new password ends your other sign-ins; this one goes on."""
     # A new password ends the caller's other sign-ins; this one goes on.
     updated = await uow.run(service.update_me, user.id, body, caller.sign_in_id)
     return UserOut.model_validate(updated)
@@ -164,6 +182,7 @@ async def list_addresses(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[AddressOut]:
+    """Your saved addresses in id order, page by page."""
     rows, next_cursor = await uow.run(service.list_addresses, user.id, limit=limit, cursor=cursor)
     return Page(items=[AddressOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
@@ -176,6 +195,7 @@ async def list_addresses(
     responses=problem_responses(Unauthorized, ValidationFailed),
 )
 async def create_address(body: AddressCreate, user: CurrentUser, uow: UnitOfWorkDep) -> AddressOut:
+    """Save an address (`country` is an ISO 3166-1 alpha-2 code) to ship orders to."""
     return AddressOut.model_validate(await uow.run(service.create_address, user.id, body))
 
 
@@ -186,6 +206,7 @@ async def create_address(body: AddressCreate, user: CurrentUser, uow: UnitOfWork
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
 async def read_address(address_id: IdPath, user: CurrentUser, uow: UnitOfWorkDep) -> AddressOut:
+    """One of your addresses; someone else's is 404."""
     return AddressOut.model_validate(await uow.run(service.get_own_address, user.id, address_id))
 
 
@@ -198,6 +219,7 @@ async def read_address(address_id: IdPath, user: CurrentUser, uow: UnitOfWorkDep
 async def update_address(
     address_id: IdPath, body: AddressUpdate, user: CurrentUser, uow: UnitOfWorkDep
 ) -> AddressOut:
+    """Change the fields sent; the others stay. Someone else's address is 404."""
     address = await uow.run(service.update_address, user.id, address_id, body)
     return AddressOut.model_validate(address)
 
@@ -210,6 +232,7 @@ async def update_address(
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
 async def delete_address(address_id: IdPath, user: CurrentUser, uow: UnitOfWorkDep) -> Response:
+    """Delete one of your addresses; orders keep the copy they were placed with."""
     await uow.run(service.delete_address, user.id, address_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -235,6 +258,8 @@ async def list_users(
         Query(max_length=NAME_MAX_LENGTH, pattern=r"^[^\x00]*$", description="Search text."),
     ] = None,
 ) -> Page[UserOut]:
+    """Every account in id order, narrowed by `role`, `is_active` and `q` (words in the
+    email or name). Admins only."""
     rows, next_cursor = await uow.run(
         service.list_users, limit=limit, cursor=cursor, role=role, is_active=is_active, q=q
     )
@@ -249,6 +274,8 @@ async def list_users(
     responses=problem_responses(Unauthorized, Forbidden, Conflict, ValidationFailed),
 )
 async def create_user(body: UserCreate, admin: AdminUser, uow: UnitOfWorkDep) -> UserOut:
+    """An account with any role (staff and admins are made this way). Admins only; an email
+    already in use is 409 `conflict`."""
     user = await uow.run(
         service.create_user,
         email=body.email,
@@ -267,6 +294,7 @@ async def create_user(body: UserCreate, admin: AdminUser, uow: UnitOfWorkDep) ->
     responses=problem_responses(Unauthorized, Forbidden, NotFound, ValidationFailed),
 )
 async def read_user(user_id: IdPath, _admin: AdminUser, uow: UnitOfWorkDep) -> UserOut:
+    """One account by id. Admins only."""
     return UserOut.model_validate(await uow.run(service.get_user, user_id))
 
 
@@ -279,6 +307,9 @@ async def read_user(user_id: IdPath, _admin: AdminUser, uow: UnitOfWorkDep) -> U
 async def update_user(
     user_id: IdPath, body: UserUpdate, admin: AdminUser, uow: UnitOfWorkDep
 ) -> UserOut:
+    """Change `role`, `is_active` or `full_name`. A deactivation or role change ends the
+    user's sign-ins at once. Admins only; the last active admin cannot be demoted or
+    deactivated (409)."""
     return UserOut.model_validate(await uow.run(service.update_user, user_id, body, admin.id))
 
 

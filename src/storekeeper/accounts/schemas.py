@@ -94,34 +94,60 @@ RefreshTokenValue = Annotated[
 class RequestBody(BaseModel):
     """Unknown fields are refused so that a misspelt field is a 422, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    # A docstring under a field is its description in the OpenAPI document.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class RegisterRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "password": "a long passphrase",
+                    "full_name": "Ada Lovelace",
+                }
+            ]
+        }
+    )
+
     email: Email
+    """Your email, unique; you sign in with it."""
     password: Password
+    """8 to 128 characters; not a common password, one repeated character or your email."""
     full_name: Name | None = None
+    """Your name."""
 
 
 class UserCreate(RequestBody):
     email: Email
+    """The email, unique."""
     password: Password
+    """8 to 128 characters, as for sign-up."""
     role: Role
+    """`admin`, `staff` or `customer`."""
     full_name: Name | None = None
+    """The person's name."""
 
 
 class UserUpdate(RequestBody):
     role: Role | None = None
+    """The new role."""
     is_active: bool | None = None
+    """false: the account can no longer sign in and its sign-ins end."""
     full_name: Name | None = None
+    """The new name."""
 
 
 class MeUpdate(RequestBody):
     full_name: Name | None = None
+    """Your new name."""
     password: Password | None = None
+    """Your new password (8 to 128 characters)."""
     current_password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = (
         None
     )
+    """Required with `password`."""
 
     @model_validator(mode="after")
     def _password_change_names_the_current_one(self) -> MeUpdate:
@@ -132,43 +158,96 @@ class MeUpdate(RequestBody):
 
 class RefreshRequest(RequestBody):
     refresh_token: RefreshTokenValue
+    """The refresh token of the sign-in."""
 
 
 class TokenResponse(BaseModel):
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIs...",
+                    "refresh_token": "rt_2hV9...",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+            ]
+        },
+    )
+
     access_token: str
+    """Send it as `Authorization: Bearer <access_token>`."""
     refresh_token: str
+    """Exchange it at `POST /api/v1/auth/refresh` for a new pair (once)."""
     token_type: Literal["bearer"] = "bearer"
+    """Always `bearer`."""
     expires_in: int = Field(description="Seconds until the access token expires.")
 
 
 class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 12,
+                    "email": "ada@example.com",
+                    "full_name": "Ada Lovelace",
+                    "role": "customer",
+                    "is_active": True,
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "updated_at": "2026-12-01T09:30:00Z",
+                }
+            ]
+        },
+    )
 
     id: int
+    """The user's id."""
     email: str
+    """The email they sign in with."""
     full_name: str | None
+    """Their name."""
     role: Role
+    """`admin`, `staff` or `customer`."""
     is_active: bool
+    """false: deactivated, cannot sign in."""
     created_at: datetime
+    """When the account was created (UTC)."""
     updated_at: datetime
+    """When it last changed (UTC)."""
 
 
 class AddressCreate(RequestBody):
     name: Name
+    """Recipient."""
     line1: Name
+    """Street and number."""
     line2: Name | None = None
+    """More of the address."""
     city: Name
+    """City."""
     postal_code: PostalCode
+    """Postal code, at most 20 characters."""
     country: Country
+    """ISO 3166-1 alpha-2 code (`DE`, `US`)."""
 
 
 class AddressUpdate(RequestBody):
     name: Name | None = None
+    """Recipient."""
     line1: Name | None = None
+    """Street and number."""
     line2: Name | None = None
+    """More of the address."""
     city: Name | None = None
+    """City."""
     postal_code: PostalCode | None = None
+    """Postal code, at most 20 characters."""
     country: Country | None = None
+    """ISO 3166-1 alpha-2 code (`DE`, `US`)."""
 
     @model_validator(mode="after")
     def _required_fields_stay_set(self) -> AddressUpdate:
@@ -179,17 +258,26 @@ class AddressUpdate(RequestBody):
 
 
 class AddressOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, use_attribute_docstrings=True)
 
     id: int
+    """The address's id."""
     name: str
+    """Recipient."""
     line1: str
+    """Street and number."""
     line2: str | None
+    """More of the address."""
     city: str
+    """City."""
     postal_code: str
+    """Postal code, at most 20 characters."""
     country: str
+    """ISO 3166-1 alpha-2 code (`DE`, `US`)."""
     created_at: datetime
+    """When it was saved (UTC)."""
     updated_at: datetime
+    """When it last changed (UTC)."""
 
 
 # Path parameter of the API-key routes (their bodies are in `api_key_schemas`).

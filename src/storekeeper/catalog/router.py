@@ -71,7 +71,7 @@ async def create_category(
 @router.get(
     "/categories",
     tags=["categories"],
-    responses=problem_responses(ValidationFailed, Unauthorized),
+    responses=problem_responses(ValidationFailed),
 )
 async def list_categories(
     uow: UnitOfWorkDep,
@@ -99,7 +99,7 @@ async def list_categories(
 @router.get(
     "/categories/{category_id}",
     tags=["categories"],
-    responses=problem_responses(NotFound, ValidationFailed, Unauthorized),
+    responses=problem_responses(NotFound, ValidationFailed),
 )
 async def get_category(
     category_id: IdPath,
@@ -107,6 +107,7 @@ async def get_category(
     user: OptionalUser,
     include_deleted: IncludeDeletedQuery = False,
 ) -> CategoryOut:
+    """One category. Public; soft-deleted ones only for staff with `include_deleted=true`."""
     category = await uow.run(
         service.get_category_for, user, category_id, include_deleted=include_deleted
     )
@@ -122,7 +123,7 @@ def _tree_node(category: Category, children: list[Any]) -> CategoryTree:
 @router.get(
     "/categories/{category_id}/tree",
     tags=["categories"],
-    responses=problem_responses(NotFound, ValidationFailed, Unauthorized),
+    responses=problem_responses(NotFound, ValidationFailed),
 )
 async def category_tree(
     category_id: IdPath,
@@ -251,7 +252,7 @@ async def create_product(
 @router.get(
     "/products",
     tags=["products"],
-    responses=problem_responses(ValidationFailed, Unauthorized),
+    responses=problem_responses(ValidationFailed),
 )
 async def list_products(
     uow: UnitOfWorkDep,
@@ -313,7 +314,7 @@ def _storable_query(value: str, name: str) -> str:
 @router.get(
     "/products/{product_id}",
     tags=["products"],
-    responses=problem_responses(NotFound, ValidationFailed, Unauthorized),
+    responses=problem_responses(NotFound, ValidationFailed),
 )
 async def get_product(
     product_id: IdPath,
@@ -323,6 +324,8 @@ async def get_product(
     stock: StockFiguresDep,
     include_deleted: IncludeDeletedQuery = False,
 ) -> ProductOut:
+    """One product with its live SKUs and their current `available`. Public; soft-deleted
+    ones only for staff with `include_deleted=true`."""
     view = await uow.run(
         service.get_product_for, user, product_id, include_deleted=include_deleted, stock=stock
     )
@@ -381,7 +384,7 @@ async def create_sku(
 @router.get(
     "/skus",
     tags=["skus"],
-    responses=problem_responses(ValidationFailed, Unauthorized),
+    responses=problem_responses(ValidationFailed),
 )
 async def list_skus(
     uow: UnitOfWorkDep,
@@ -412,7 +415,7 @@ async def list_skus(
 @router.get(
     "/skus/{code}",
     tags=["skus"],
-    responses=problem_responses(NotFound, ValidationFailed, Unauthorized),
+    responses=problem_responses(NotFound, ValidationFailed),
 )
 async def get_sku(
     code: SkuCodePath,
@@ -422,6 +425,8 @@ async def get_sku(
     stock: StockFiguresDep,
     include_deleted: IncludeDeletedQuery = False,
 ) -> SkuOut:
+    """One SKU by its code (any case) with its current `available`. Public; soft-deleted
+    ones only for staff with `include_deleted=true`."""
     view = await uow.run(
         service.get_sku_for, user, code, include_deleted=include_deleted, stock=stock
     )

@@ -25,10 +25,27 @@ ALL_EVENTS = "*"
 
 
 class EventOut(BaseModel):
+    model_config = ConfigDict(
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1041,
+                    "type": "order.created",
+                    "occurred_at": "2026-12-01T09:30:00Z",
+                    "data": {"id": "3e5f7a9b-1c2d-4e6f-8a0b-2c4d6e8f0a1b", "status": "pending"},
+                }
+            ]
+        },
+    )
+
     id: int = Field(description="Gapless, in the order events became visible.")
     type: str = Field(examples=["order.created"])
+    """The event type (`order.created`, `stock.low`, ...)."""
     occurred_at: datetime
+    """When it happened (UTC)."""
     data: dict[str, Any]
+    """The event's payload: the resource as the API shows it."""
 
 
 def _webhook_url(value: str) -> str:
@@ -84,22 +101,39 @@ DeliveryStatusName = Literal["pending", "succeeded", "failed", "dead"]
 
 
 class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://shop.example/hooks",
+                    "event_types": ["order.created", "order.paid"],
+                    "description": "Order notifications for the ERP",
+                }
+            ]
+        },
+    )
 
     url: WebhookUrl
+    """Where events are POSTed: an `http` or `https` URL on a host the service may reach."""
     event_types: EventTypes
     description: Description | None = None
+    """Free text for people."""
 
 
 class WebhookUpdate(BaseModel):
     """Only the fields sent change; `url`, `event_types` and `is_active` cannot be null."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     required_values: ClassVar[tuple[str, ...]] = ("url", "event_types", "is_active")
 
     url: WebhookUrl | None = None
+    """The new URL."""
     event_types: EventTypes | None = None
+    """The event types to receive, or `["*"]` for every type."""
     description: Description | None = None
+    """Free text for people."""
     is_active: bool | None = Field(
         default=None, description="`true` reactivates and forgets the failures so far."
     )
@@ -115,19 +149,44 @@ class WebhookUpdate(BaseModel):
 class WebhookOut(BaseModel):
     """An endpoint as admins see it; the secret is shown on creation and rotation only."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        use_attribute_docstrings=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 4,
+                    "url": "https://shop.example/hooks",
+                    "event_types": ["order.created", "order.paid"],
+                    "description": "Order notifications for the ERP",
+                    "is_active": True,
+                    "failing_since": None,
+                    "deactivated_reason": None,
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "updated_at": "2026-12-01T09:30:00Z",
+                }
+            ]
+        },
+    )
 
     id: int
+    """The endpoint's id."""
     url: str
+    """Where events are POSTed."""
     event_types: list[str]
+    """The event types it receives (`["*"]`: every type)."""
     description: str | None
+    """Free text for people."""
     is_active: bool
+    """false: no deliveries are attempted."""
     failing_since: datetime | None = Field(
         description="Since when every attempt has failed; null after a success."
     )
     deactivated_reason: str | None = Field(description="Why the endpoint was deactivated.")
     created_at: datetime
+    """When it was registered (UTC)."""
     updated_at: datetime
+    """When it last changed (UTC)."""
 
 
 class WebhookWithSecret(WebhookOut):
@@ -138,19 +197,37 @@ class WebhookWithSecret(WebhookOut):
 
 
 class PingOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     endpoint_id: int
+    """The endpoint pinged."""
     type: Literal["webhook.ping"] = "webhook.ping"
+    """The event type queued."""
     status: Literal["queued"] = "queued"
+    """The ping is queued for delivery."""
 
 
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The delivery's id."""
     event_id: int
+    """The event delivered."""
     event_type: str
+    """Its type."""
     status: DeliveryStatusName
+    """`pending` (to be attempted), `succeeded`, `failed` (will be retried) or `dead` (no more
+    retries)."""
     attempts: int
+    """Attempts made so far."""
     last_status_code: int | None
+    """The HTTP status of the last attempt; null when none was received."""
     last_error: str | None
+    """What went wrong in the last attempt."""
     next_attempt_at: datetime | None
+    """When the next attempt is due (UTC); null when none is."""
     created_at: datetime
+    """When the delivery was queued (UTC)."""
     delivered_at: datetime | None
+    """When an attempt succeeded (UTC)."""

@@ -224,7 +224,7 @@ async def consistency(uow: UnitOfWorkDep, _user: StaffUser) -> ConsistencyReport
     response_model=ReservationOut,
     responses={
         **problem_responses(*WRITE_ERRORS),
-        200: {"description": "The existing hold for this client_token."},
+        200: {"model": ReservationOut, "description": "The existing hold for this client_token."},
     },
 )
 async def create_hold(
@@ -276,6 +276,8 @@ async def list_holds(
     responses=problem_responses(*AUTH, NotFound),
 )
 async def get_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, _user: StaffUser) -> ReservationOut:
+    """One hold with its lines, whatever its status (held, released, expired; allocated once
+    converted)."""
     return _reservation_out(await uow.run(service.get_reservation, hold_id))
 
 
@@ -334,7 +336,10 @@ async def release_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser) 
     response_model=ReservationOut,
     responses={
         **problem_responses(*WRITE_ERRORS),
-        200: {"description": "The existing allocation for this client_token."},
+        200: {
+            "model": ReservationOut,
+            "description": "The existing allocation for this client_token.",
+        },
     },
 )
 async def create_allocation(
@@ -388,6 +393,7 @@ async def list_allocations(
 async def get_allocation(
     allocation_id: uuid.UUID, uow: UnitOfWorkDep, _user: StaffUser
 ) -> ReservationOut:
+    """One allocation with its lines, whatever its status (allocated, fulfilled, cancelled)."""
     return _reservation_out(await uow.run(service.get_reservation, allocation_id))
 
 

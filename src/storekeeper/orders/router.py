@@ -65,7 +65,7 @@ PLACE_ERRORS = (
     RetryableError,
 )
 REPLAYED: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The order this Idempotency-Key already created."}
+    200: {"model": OrderOut, "description": "The order this Idempotency-Key already created."}
 }
 
 
@@ -263,6 +263,8 @@ async def list_orders(
     responses=problem_responses(Unauthorized, NotFound, ValidationFailed),
 )
 async def read_order(order_id: uuid.UUID, uow: UnitOfWorkDep, user: CurrentUser) -> OrderOut:
+    """One order with its lines, totals and shipping address. Customers see only their own
+    (another customer's order is 404); staff see any."""
     return OrderOut.from_view(await uow.run(service.get_order, order_id, viewer=user))
 
 
