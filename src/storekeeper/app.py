@@ -37,6 +37,7 @@ from storekeeper.observability import RequestContextMiddleware, configure_loggin
 from storekeeper.orders.router import router as orders_router
 from storekeeper.orders.service import cancel_unpaid_orders
 from storekeeper.ratelimit import RateLimitMiddleware, RequestLimiter
+from storekeeper.shop.router import router as shop_router
 from storekeeper.tasks import BackgroundRunner, PeriodicJob
 from storekeeper.web.router import router as web_router
 from storekeeper.web.security import SESSION_COOKIE, read_session
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(domain_router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(web_router)
+    app.include_router(shop_router)
 
     # Middleware added first runs innermost: the rate limits run inside CORS (so a 429
     # carries its headers) and inside the request context (request id, access log).
