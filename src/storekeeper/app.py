@@ -38,6 +38,7 @@ from storekeeper.orders.router import router as orders_router
 from storekeeper.orders.service import cancel_unpaid_orders
 from storekeeper.ratelimit import RateLimitMiddleware, RequestLimiter
 from storekeeper.shop.router import router as shop_router
+from storekeeper.shop.session import SHOP_COOKIES
 from storekeeper.tasks import BackgroundRunner, PeriodicJob
 from storekeeper.web.router import router as web_router
 from storekeeper.web.security import SESSION_COOKIE, read_session
@@ -149,8 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=app.state.rate_limiter,
         settings=settings,
         token_user=partial(decode_access_token, settings),
-        session_user=partial(read_session, settings),
-        session_cookie=SESSION_COOKIE,
+        sessions={
+            SESSION_COOKIE: partial(read_session, settings),
+            SHOP_COOKIES.session: partial(
+                read_session, settings, token_type=SHOP_COOKIES.session_type
+            ),
+        },
     )
     if settings.cors_origins:
         app.add_middleware(
