@@ -29,6 +29,7 @@ run: $(STAMP)
 	$(BIN)/storekeeper db upgrade
 	$(BIN)/storekeeper seed --demo
 	@echo "Staff pages: http://$(HOST):$(PORT)/admin  sign in as admin@storekeeper.local / admin-password-123"
+	@echo "Shop: http://$(HOST):$(PORT)/shop  sign in as customer@storekeeper.local / customer-password-123"
 	$(BIN)/storekeeper serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)

@@ -22,6 +22,7 @@ from storekeeper.accounts.models import Role
 from storekeeper.app import create_app
 from storekeeper.config import Settings
 from tests.conftest import TEST_PASSWORD, UserFactory
+from tests.web.storefront import shop_sign_in
 
 PROBLEM = "application/problem+json"
 REDIS_URL = os.environ.get("STOREKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -167,6 +168,27 @@ async def test_users_are_counted_apart_from_their_address(
         assert forged.headers["ratelimit-remaining"] == "3"
 
 
+async def test_a_shop_session_is_counted_as_its_customer(
+    limited_app: AppFactory,
+    make_user: UserFactory,
+    client: httpx.AsyncClient,
+    clock: _FrozenClock,
+) -> None:
+    user = await make_user(Role.CUSTOMER)
+    assert (await shop_sign_in(client, user.email)).status_code == 303
+    async with limited_app() as app, client_from(app) as limited:
+        limited.cookies = client.cookies
+        remaining = [
+            (await limited.get("/shop/account")).headers["ratelimit-remaining"] for _ in range(3)
+        ]
+        assert remaining == ["2", "1", "0"]
+        assert (await limited.get("/shop/account")).status_code == 429
+        limited.cookies.clear()
+        anonymous = await limited.get(COUNTED)
+        assert anonymous.headers["ratelimit-limit"] == "5"
+        assert anonymous.headers["ratelimit-remaining"] == "4"
+
+
 async def test_api_keys_are_counted_by_their_digest(
     limited_app: AppFactory, clock: _FrozenClock
 ) -> None:
@@ -244,7 +266,8 @@ async def test_health_metrics_and_static_files_are_never_counted(
     limited_app: AppFactory, clock: _FrozenClock
 ) -> None:
     async with limited_app(rate_limit_anonymous="1/minute") as app, client_from(app) as client:
-        for path in ("/health", "/health/ready", "/metrics", "/admin/static/app.css") * 3:
+        static = ("/admin/static/app.css", "/shop/static/shop.css")
+        for path in ("/health", "/health/ready", "/metrics", *static) * 3:
             response = await client.get(path)
             assert response.status_code != 429, path
             assert "ratelimit-limit" not in response.headers, path

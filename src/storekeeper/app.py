@@ -38,6 +38,8 @@ from storekeeper.openapi import install_openapi, operation_id
 from storekeeper.orders.router import router as orders_router
 from storekeeper.orders.service import cancel_unpaid_orders
 from storekeeper.ratelimit import RateLimitMiddleware, RequestLimiter
+from storekeeper.shop.router import router as shop_router
+from storekeeper.shop.session import SHOP_COOKIES
 from storekeeper.tasks import BackgroundRunner, PeriodicJob
 from storekeeper.web.router import router as web_router
 from storekeeper.web.security import SESSION_COOKIE, read_session
@@ -141,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(domain_router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(web_router)
+    app.include_router(shop_router)
 
     # Middleware added first runs innermost: the rate limits run inside CORS (so a 429
     # carries its headers) and inside the request context (request id, access log).
@@ -150,8 +153,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=app.state.rate_limiter,
         settings=settings,
         token_user=partial(decode_access_token, settings),
-        session_user=partial(read_session, settings),
-        session_cookie=SESSION_COOKIE,
+        sessions={
+            SESSION_COOKIE: partial(read_session, settings),
+            SHOP_COOKIES.session: partial(
+                read_session, settings, token_type=SHOP_COOKIES.session_type
+            ),
+        },
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -25,7 +25,7 @@ import ipaddress
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from http.cookies import SimpleCookie
@@ -55,7 +55,7 @@ REDIS_RETRY_SECONDS = 5.0
 # wait on its rate limit's store).
 REDIS_TIMEOUT_SECONDS = 0.25
 # Paths never counted: probes, the metrics scraper, and the static files of staff pages.
-EXEMPT_PREFIXES = ("/health", "/metrics", "/admin/static/")
+EXEMPT_PREFIXES = ("/health", "/metrics", "/admin/static/", "/shop/static/")
 API_KEY_PREFIX = "sk_"
 
 
@@ -275,15 +275,14 @@ class RateLimitMiddleware:
         limiter: RequestLimiter,
         settings: Settings,
         token_user: Callable[[str], object] | None = None,
-        session_user: Callable[[str], object] | None = None,
-        session_cookie: str | None = None,
+        sessions: Mapping[str, Callable[[str], object]] | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.enabled = settings.rate_limit_enabled
         self.token_user = token_user
-        self.session_user = session_user if session_cookie else None
-        self.session_cookie = session_cookie or ""
+        # Cookie name -> reader of the user in it: the staff pages' and the shop's sessions.
+        self.sessions = dict(sessions or {})
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self._trusted = lru_cache(maxsize=1024)(self._is_trusted_proxy)
         # Addresses refused for made-up API keys: address -> (until, monotonic clock; state).
@@ -393,7 +392,7 @@ class RateLimitMiddleware:
                 user = self._token_user(token)
                 if user is not None:
                     return "user", f"user:{user}", forwarded
-        if cookie is not None and self.session_user is not None:
+        if cookie is not None and self.sessions:
             user = self._session_user(cookie)
             if user is not None:
                 return "user", f"user:{user}", forwarded
@@ -408,16 +407,23 @@ class RateLimitMiddleware:
             return None
 
     def _session_user(self, cookie_header: bytes) -> str | None:
-        assert self.session_user is not None
-        if self.session_cookie.encode() not in cookie_header:
+        """The user of the first session cookie that names one (None: anonymous)."""
+        present = [name for name in self.sessions if name.encode() in cookie_header]
+        if not present:
             return None
         try:
             cookies = SimpleCookie(cookie_header.decode("latin-1"))
-            morsel = cookies.get(self.session_cookie)
-            session = self.session_user(morsel.value) if morsel is not None else None
         except Exception:
             return None
-        return None if session is None else user_id_of(session)
+        for name in present:
+            morsel = cookies.get(name)
+            try:
+                session = self.sessions[name](morsel.value) if morsel is not None else None
+            except Exception:
+                session = None
+            if session is not None:
+                return user_id_of(session)
+        return None
 
     def _client_address(self, scope: Scope, forwarded: bytes | None) -> str:
         client = scope.get("client")

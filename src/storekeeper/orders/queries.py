@@ -1,4 +1,5 @@
-"""Read-only order queries: counts by status, and orders with the people they concern.
+"""Read-only order queries: counts by status, orders with the people they concern, and an
+order's status history.
 
 The orders themselves are read through `storekeeper.orders.service` (`list_orders`,
 `get_order`), the API's own reads with its visibility rule; what is added here is what a
@@ -10,11 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.accounts.models import User
+from storekeeper.events import outbox
+from storekeeper.events.models import Event
 from storekeeper.orders.models import Order, OrderStatus
 from storekeeper.orders.service import OrderView, get_order, list_orders
 
@@ -78,3 +82,50 @@ async def order_with_people(
     view = await get_order(session, order_id, viewer=viewer)
     people = await people_by_id(session, {view.order.user_id, view.order.created_by})
     return OrderDetail(view, people.get(view.order.user_id), people.get(view.order.created_by))
+
+
+# The status each `order.*` event announces.
+EVENT_STATUS = {
+    outbox.ORDER_CREATED: OrderStatus.PENDING,
+    outbox.ORDER_PAID: OrderStatus.PAID,
+    outbox.ORDER_SHIPPED: OrderStatus.SHIPPED,
+    outbox.ORDER_CANCELLED: OrderStatus.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: OrderStatus
+    at: datetime
+    # Why, when the change says (`payment_timeout`); None for a person's change.
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class OrderWithHistory:
+    view: OrderView
+    history: list[StatusChange]
+
+
+async def status_history(session: AsyncSession, order_id: uuid.UUID) -> list[StatusChange]:
+    """The order's statuses in the order they were reached, read from the `order.*` events
+    its changes wrote in their own units of work (so the history holds exactly the changes
+    that committed), in one statement."""
+    rows = await session.execute(
+        select(Event.type, Event.occurred_at, Event.data["reason"].as_string())
+        .where(
+            Event.type.in_(list(EVENT_STATUS)),
+            Event.data["id"].as_string() == str(order_id),
+        )
+        .order_by(Event.seq)
+    )
+    return [StatusChange(EVENT_STATUS[kind], at, reason) for kind, at, reason in rows.all()]
+
+
+async def order_with_history(
+    session: AsyncSession, order_id: uuid.UUID, *, viewer: User
+) -> OrderWithHistory:
+    """`get_order` as `viewer` may see it (another customer's order is NotFound), with its
+    status history."""
+    view = await get_order(session, order_id, viewer=viewer)
+    return OrderWithHistory(view, await status_history(session, order_id))

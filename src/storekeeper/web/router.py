@@ -36,7 +36,7 @@ from storekeeper.web.dependencies import (
 )
 from storekeeper.web.routing import WebRoute, see_other
 from storekeeper.web.security import SESSION_COOKIE, clear_cookie, set_flash, start_session
-from storekeeper.web.sign_in import SignInRefused, end_staff_session, sign_in_staff
+from storekeeper.web.sign_in import NOT_STAFF, SignInRefused, end_staff_session, sign_in_staff
 from storekeeper.web.templating import STATIC_DIR, render, settings_of
 
 router = APIRouter(prefix="/admin", include_in_schema=False, route_class=WebRoute)
@@ -75,6 +75,7 @@ async def sign_in(request: Request, uow: UnitOfWorkDep, form: SignInForm) -> Res
     next_path = str(form.get("next") or HOME_PATH)
     errors: dict[str, str] = {}
     status = 400
+    shop_link = False
     if not email:
         errors["email"] = "Enter your email address."
     if not password:
@@ -92,11 +93,13 @@ async def sign_in(request: Request, uow: UnitOfWorkDep, form: SignInForm) -> Res
             )
         except SignInRefused as refused:
             errors["form"] = refused.message
+            # A customer with the right password: point them at the storefront.
+            shop_link = refused.message == NOT_STAFF
         except RateLimited as limited:
             errors["form"] = f"{limited.detail} Wait {limited.retry_after} s."
             status = 429
     if errors:
-        context = {"next": next_path, "email": email, "errors": errors}
+        context = {"next": next_path, "email": email, "errors": errors, "shop_link": shop_link}
         return render(request, "sign_in.html", context, status_code=status)
     response = see_other(next_path if is_safe_next(next_path) else HOME_PATH)
     start_session(response, settings_of(request), signed_in.user.id, signed_in.sign_in_id)

@@ -7,6 +7,10 @@ checks, so signing out, a password change, a deactivation or a role change ends 
 for every copy of the cookie at once. The CSRF token of every form is an HMAC of that id,
 so it is bound to the session and useless to anyone who does not hold the cookie. Before
 sign-in the binding is a random nonce kept in its own cookie.
+
+The storefront at /shop uses the same machinery with cookies of its own (`CookieSet`): other
+names, the path /shop and another token type, so a staff cookie is never a shop session and
+the other way round.
 """
 
 from __future__ import annotations
@@ -40,6 +44,23 @@ CSRF_FIELD = "csrf_token"
 
 
 @dataclass(frozen=True)
+class CookieSet:
+    """The cookies of one set of pages: its session, its pre-sign-in nonce and its flash
+    message, all under `path`; `session_type` is the `typ` of its session tokens."""
+
+    session: str
+    nonce: str
+    flash: str
+    path: str
+    session_type: str
+
+
+STAFF_COOKIES = CookieSet(
+    SESSION_COOKIE, SIGN_IN_NONCE_COOKIE, FLASH_COOKIE, COOKIE_PATH, SESSION_TOKEN_TYPE
+)
+
+
+@dataclass(frozen=True)
 class WebSession:
     user_id: int
     # The sign-in's id as the cookie carries it (the CSRF binding); `sign_in_id` parsed.
@@ -50,22 +71,26 @@ class WebSession:
         return uuid.UUID(self.session_id)
 
 
-def _set_cookie(response: Response, settings: Settings, name: str, value: str, ttl: int) -> None:
+def _set_cookie(
+    response: Response, settings: Settings, name: str, value: str, ttl: int, path: str
+) -> None:
     response.set_cookie(
         name,
         value,
         max_age=ttl,
-        path=COOKIE_PATH,
+        path=path,
         httponly=True,
         samesite="lax",
         secure=settings.env is Environment.PRODUCTION,
     )
 
 
-def clear_cookie(response: Response, settings: Settings, name: str) -> None:
+def clear_cookie(
+    response: Response, settings: Settings, name: str, path: str = COOKIE_PATH
+) -> None:
     response.delete_cookie(
         name,
-        path=COOKIE_PATH,
+        path=path,
         httponly=True,
         samesite="lax",
         secure=settings.env is Environment.PRODUCTION,
@@ -94,24 +119,31 @@ def _decode(settings: Settings, token: str, token_type: str) -> dict[str, Any] |
 
 
 def start_session(
-    response: Response, settings: Settings, user_id: int, sign_in_id: uuid.UUID
+    response: Response,
+    settings: Settings,
+    user_id: int,
+    sign_in_id: uuid.UUID,
+    cookies: CookieSet = STAFF_COOKIES,
 ) -> None:
     """Set the cookie of the web sign-in `sign_in_id` (recorded by the caller, live for
     `SESSION_TTL`)."""
     token = _encode(
         settings,
-        {"sub": str(user_id), "typ": SESSION_TOKEN_TYPE, "sid": str(sign_in_id)},
+        {"sub": str(user_id), "typ": cookies.session_type, "sid": str(sign_in_id)},
         SESSION_TTL,
     )
-    _set_cookie(response, settings, SESSION_COOKIE, token, int(SESSION_TTL.total_seconds()))
-    clear_cookie(response, settings, SIGN_IN_NONCE_COOKIE)
+    ttl = int(SESSION_TTL.total_seconds())
+    _set_cookie(response, settings, cookies.session, token, ttl, cookies.path)
+    clear_cookie(response, settings, cookies.nonce, cookies.path)
 
 
-def read_session(settings: Settings, cookie: str | None) -> WebSession | None:
+def read_session(
+    settings: Settings, cookie: str | None, token_type: str = SESSION_TOKEN_TYPE
+) -> WebSession | None:
     """The session inside a cookie, or None when it is missing, forged or expired."""
     if not cookie:
         return None
-    claims = _decode(settings, cookie, SESSION_TOKEN_TYPE)
+    claims = _decode(settings, cookie, token_type)
     if claims is None:
         return None
     subject, session_id = claims.get("sub"), claims.get("sid")
@@ -129,8 +161,11 @@ def new_sign_in_nonce() -> str:
     return secrets.token_urlsafe(24)
 
 
-def keep_sign_in_nonce(response: Response, settings: Settings, nonce: str) -> None:
-    _set_cookie(response, settings, SIGN_IN_NONCE_COOKIE, nonce, int(SESSION_TTL.total_seconds()))
+def keep_sign_in_nonce(
+    response: Response, settings: Settings, nonce: str, cookies: CookieSet = STAFF_COOKIES
+) -> None:
+    ttl = int(SESSION_TTL.total_seconds())
+    _set_cookie(response, settings, cookies.nonce, nonce, ttl, cookies.path)
 
 
 def csrf_token(settings: Settings, binding: str) -> str:
@@ -146,10 +181,13 @@ def csrf_token_is_valid(settings: Settings, binding: str | None, submitted: obje
     return hmac.compare_digest(csrf_token(settings, binding).encode(), submitted.encode())
 
 
-def set_flash(response: Response, settings: Settings, message: str) -> None:
+def set_flash(
+    response: Response, settings: Settings, message: str, cookies: CookieSet = STAFF_COOKIES
+) -> None:
     """A message shown once on the next page, e.g. after a redirect that follows a POST."""
     token = _encode(settings, {"typ": FLASH_TOKEN_TYPE, "msg": message}, FLASH_TTL)
-    _set_cookie(response, settings, FLASH_COOKIE, token, int(FLASH_TTL.total_seconds()))
+    ttl = int(FLASH_TTL.total_seconds())
+    _set_cookie(response, settings, cookies.flash, token, ttl, cookies.path)
 
 
 def read_flash(settings: Settings, cookie: str | None) -> str | None:
