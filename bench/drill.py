@@ -741,7 +741,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients per host")
-    parser.add_argument("--hot-stock", type=int, default=1500)
+    parser.add_argument("--hot-stock", type=int, default=6000)
     parser.add_argument(
         "--compare-seconds",
         type=float,
