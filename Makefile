@@ -56,7 +56,7 @@ bench-quick: $(STAMP)
 # Three app hosts (network namespaces, 2 workers each) behind one PgBouncer in front of a
 # primary with a synchronous standby; holds and checkouts on all hosts at once, then the
 # same with the primary stopped hard and the standby promoted (bench/drill.py; root, apt).
-# About 5 minutes; its own clusters (5442, 5443) and PgBouncer (6442), all removed after.
+# About 8 minutes on a busy 2-core machine; its own clusters (5442, 5443) and PgBouncer (6442), all removed after.
 drill: $(BENCH_STAMP)
 	$(BIN)/python -m bench.drill --seconds 30 --compare-seconds 15
 
