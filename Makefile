@@ -11,7 +11,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format clean bench bench-quick
+.PHONY: install run test lint format clean bench bench-quick drill drill-short
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ bench: $(BENCH_STAMP)
 # Small sizes and short runs: fails on any oversell or inconsistency, never on speed.
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# Three app hosts (network namespaces, 2 workers each) behind one PgBouncer in front of a
+# primary with a synchronous standby; holds and checkouts on all hosts at once, then the
+# same with the primary stopped hard and the standby promoted (bench/drill.py; root, apt).
+# About 8 minutes on a busy 2-core machine; its own clusters (5442, 5443) and PgBouncer (6442), all removed after.
+drill: $(BENCH_STAMP)
+	$(BIN)/python -m bench.drill --seconds 30 --compare-seconds 15
+
+drill-short: $(BENCH_STAMP)
+	$(BIN)/python -m bench.drill --seconds 10 --compare-seconds 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

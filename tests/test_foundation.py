@@ -433,3 +433,41 @@ async def test_connections_the_database_dropped_cost_one_request_then_the_pool_r
     recovered = await client.get("/api/v1/categories")
     assert recovered.status_code == 200
     assert recovered.json() == {"items": [], "next_cursor": None}
+
+
+async def _read_only(db: Database, on: bool) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SET TRANSACTION READ WRITE"))
+        name = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+        setting = "on" if on else "off"
+        await conn.execute(
+            text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {setting}')
+        )
+        await conn.commit()
+    # New connections take the database's setting.
+    await db.engine.dispose()
+
+
+async def test_a_write_refused_by_a_read_only_standby_is_a_retryable_503(
+    backend: str, db: Database, client: httpx.AsyncClient, staff_headers: dict[str, str]
+) -> None:
+    """During a failover a write can reach a server that is (still) a standby: SQLSTATE
+    25006. That is the database being unavailable for a moment, not a failed request."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    await _read_only(db, True)
+    try:
+        response = await client.post(
+            "/api/v1/categories", headers=staff_headers, json={"name": "Read only"}
+        )
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "service_unavailable"
+        assert (await client.get("/health")).status_code == 200
+    finally:
+        await _read_only(db, False)
+    recovered = await client.post(
+        "/api/v1/categories", headers=staff_headers, json={"name": "Writable again"}
+    )
+    assert recovered.status_code == 201, recovered.text

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     db_echo: bool = False
+    # The database URL points at PgBouncer in transaction pooling mode (1.18 keeps no
+    # prepared statements there): no prepared statement is cached or reused across
+    # transactions, each gets a unique name, and the one-statement hold is sent without
+    # a named statement. `statement_timeout` is then not a startup parameter (PgBouncer
+    # refuses unknown ones): set it on the role or database (ALTER ROLE ... SET).
+    db_pgbouncer: bool = False
 
     # Tokens.
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)

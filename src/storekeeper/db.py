@@ -19,16 +19,18 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, Uuid, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.engine import Row
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.types import TypeDecorator
 
 from storekeeper.config import Settings
@@ -113,17 +115,29 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine)
         return engine
+    server_settings = {"application_name": "storekeeper", "timezone": "UTC"}
+    if not settings.db_pgbouncer:
+        # PgBouncer refuses startup parameters it does not track; behind it the timeout
+        # is the role's or database's setting (ALTER ROLE ... SET statement_timeout).
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     connect_args: dict[str, Any] = {
-        "server_settings": {
-            "application_name": "storekeeper",
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "timezone": "UTC",
-        },
+        "server_settings": server_settings,
         # The driver's own limit, a little above the server's; none when that is off (0).
         "command_timeout": settings.db_statement_timeout_ms / 1000 + 5
         if settings.db_statement_timeout_ms
         else None,
     }
+    if settings.db_pgbouncer:
+        # PgBouncer in transaction mode hands each transaction whichever server connection
+        # is free, and (1.18) keeps no prepared statements: a statement prepared in one
+        # transaction must never be reused in another (no cache, in SQLAlchemy or in
+        # asyncpg), and names must not collide with a statement another client left
+        # behind on the same server connection (a unique name each time).
+        connect_args |= {
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+            "statement_cache_size": 0,
+        }
     return create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
@@ -138,6 +152,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args=connect_args,
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4()}__"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -280,6 +298,8 @@ class Database:
         (all or nothing); work of several statements belongs in `transaction`.
         """
         async with self.autocommit_engine.connect() as conn:
+            if self.settings.db_pgbouncer:
+                return await _run_unnamed(conn, statement, params)
             result = await conn.execute(statement, params)
             return list(result.all())
 
@@ -289,6 +309,49 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def _run_unnamed(
+    conn: AsyncConnection, statement: Executable, params: dict[str, Any]
+) -> list[Any]:
+    """Run `statement` outside a transaction as asyncpg's unnamed statement: Parse, Bind,
+    Execute and Sync in one round trip.
+
+    SQLAlchemy's driver adapter prepares a named statement in one round trip and runs it
+    in a second; outside a transaction PgBouncer (transaction mode) may send the second to
+    another server connection, where that statement does not exist. Errors are raised as
+    SQLAlchemy's `DBAPIError`, like every other statement's, and a disconnect invalidates
+    the connection so the pool does not hand it out again.
+    """
+    dialect = conn.dialect
+    compiled: Any = cast(ClauseElement, statement).compile(dialect=dialect)
+    values = compiled.construct_params(params)
+    processors = compiled._bind_processors
+    args = [
+        processors[name](values[name]) if name in processors else values[name]
+        for name in compiled.positiontup or ()
+    ]
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    try:
+        try:
+            return list(await driver.fetch(compiled.string, *args))
+        except Exception as error:
+            AsyncAdapt_asyncpg_connection._handle_exception_no_connection(dialect.dbapi, error)
+    except dialect.loaded_dbapi.Error as adapted:
+        disconnect = dialect.is_disconnect(adapted, None, None)
+        if disconnect:
+            await conn.invalidate(adapted)
+        raise DBAPIError.instance(
+            compiled.string,
+            args,
+            adapted,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnect,
+            dialect=dialect,
+        ) from adapted
+    raise AssertionError("unreachable")
 
 
 class UnitOfWork:

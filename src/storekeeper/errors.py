@@ -316,8 +316,9 @@ class ServiceUnavailable(StorekeeperError):
 
 # SQLSTATE classes that mean "the database cannot take this request now", not "this request
 # is wrong": connection exceptions, insufficient resources (too many clients), operator
-# intervention (shutting down, cannot connect now).
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+# intervention (shutting down, cannot connect now), and a write sent to a read-only server
+# (25006: a standby during a failover, before the new primary is promoted or reached).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "25006")
 
 
 def sqlstate_of(exc: DBAPIError) -> str | None:
