@@ -35,8 +35,8 @@ DOCS_SCREENSHOTS = (
 # An address with no spaces and a long local part: the kind a careless cell breaks mid-word.
 LONG_LOCAL = "procurement.department.of.the.northern.regional.warehouse"
 
-# For every element matched: on how many lines its text lies (distinct tops of its boxes), its height, its line height, and
-# whether its text is wider than its box (cut with an ellipsis).
+# For every element matched: on how many lines its text lies (distinct tops of its boxes),
+# its height and line height, and whether its text is cut with an ellipsis.
 MEASURE = """(selector) => [...document.querySelectorAll(selector)].map(element => {
     const style = getComputedStyle(element);
     const range = document.createRange();
