@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from storekeeper.accounts.models import User
@@ -18,9 +20,10 @@ from storekeeper.inventory.models import (
     StockLevel,
     StockMovement,
 )
-from storekeeper.web import charts
+from storekeeper.web import charts, dashboard, router
 from storekeeper.web.dashboard import chart_days
-from tests.web.conftest import SignIn
+from tests.catalog.conftest import StatementCounter
+from tests.web.conftest import SignIn, count_statements
 
 
 async def _shop_with_ledger(db: Database) -> None:
@@ -154,3 +157,75 @@ def test_chart_escapes_labels_and_draws_no_bar_for_zero() -> None:
     assert "&lt;script&gt; 2026-01-02: 4" in svg
     assert "A &amp; B" in svg
     assert svg.count("<rect") == 1
+
+
+async def _low_shop(db: Database) -> None:
+    """KEEN (8 on hand, its own threshold 10), LAX (3 on hand, its own threshold 1) and 23
+    SKUs without stock or a threshold of their own, all at MAIN."""
+    async with db.transaction() as session:
+        main = await session.scalar(select(Location).where(Location.code == "MAIN"))
+        assert main is not None
+        category = Category(name="Tools", path="/", depth=0)
+        session.add(category)
+        await session.flush()
+        category.path = f"/{category.id}/"
+        product = Product(name="Hammer", category_id=category.id)
+        session.add(product)
+        await session.flush()
+        stocked = [("KEEN", 8, 10), ("LAX", 3, 1)] + [
+            (f"EMPTY-{n:02d}", 0, None) for n in range(23)
+        ]
+        for code, on_hand, threshold in stocked:
+            sku = Sku(
+                code=code,
+                product_id=product.id,
+                price_cents=100,
+                currency="USD",
+                low_stock_threshold=threshold,
+            )
+            session.add(sku)
+            await session.flush()
+            session.add(StockLevel(sku_id=sku.id, location_id=main.id, on_hand=on_hand))
+
+
+def _low_rows(page: httpx.Response) -> list[str]:
+    return re.findall(r'<tr data-low="([A-Z0-9-]+)">', page.text)
+
+
+async def test_low_stock_uses_each_skus_threshold_counts_all_and_links_the_full_list(
+    client: httpx.AsyncClient,
+    sign_in: SignIn,
+    db: Database,
+    staff_user: User,
+    statement_counter: StatementCounter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _low_shop(db)
+    await sign_in("staff@example.com")
+
+    board = await client.get("/admin")
+    rows = _low_rows(board)
+    # KEEN is low by its own threshold (8 <= 10), LAX is not (3 > 1) though the default is 5.
+    assert len(rows) == dashboard.LOW_STOCK_ROWS == 20
+    assert rows[:3] == ["EMPTY-00", "EMPTY-01", "EMPTY-02"]
+    assert "LAX" not in rows
+    assert 'data-low-count="24">24 levels with at most each SKU' in board.text
+    assert '<a href="/admin/low-stock">See all 24</a>' in board.text
+
+    asked = await client.get("/admin?threshold=3")
+    assert 'data-low-count="24">24 levels with at most 3 units available' in asked.text
+    assert '<a href="/admin/low-stock?threshold=3">See all 24</a>' in asked.text
+
+    monkeypatch.setattr(router, "LOW_STOCK_PAGE_SIZE", 10)
+    first_cost, first = await count_statements(statement_counter, client, "/admin/low-stock")
+    assert len(_low_rows(first)) == 10
+    assert 'href="/admin/low-stock?page=2" rel="next"' in first.text
+    last_cost, last = await count_statements(statement_counter, client, "/admin/low-stock?page=3")
+    assert _low_rows(last) == ["EMPTY-20", "EMPTY-21", "EMPTY-22", "KEEN"]
+    assert "rows 21\N{EN DASH}24." in last.text
+    assert 'rel="next"' not in last.text
+    # One statement for the rows and their count, whatever the page holds.
+    assert first_cost == last_cost
+    everything = await client.get("/admin/low-stock?threshold=8")
+    assert 'data-low-count="25"' in everything.text
+    assert (await client.get("/admin/low-stock?page=0")).status_code == 400

@@ -24,6 +24,7 @@ from sqlalchemy import (
     case,
     column,
     func,
+    literal,
     or_,
     select,
 )
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storekeeper.catalog.stock import StockFigures
 from storekeeper.db import is_postgres
 from storekeeper.errors import NotFound
-from storekeeper.inventory import stock
+from storekeeper.inventory import signals, stock
 from storekeeper.inventory.lines import skus
 from storekeeper.inventory.models import (
     Location,
@@ -276,40 +277,75 @@ async def stock_summary(session: AsyncSession, *, now: datetime) -> StockSummary
 
 @dataclass(frozen=True)
 class SkuLevel(LocationFigures):
-    """The figures of one SKU at one location."""
+    """The figures of one SKU at one location, and the low-stock threshold it was held to."""
 
     sku: str
+    threshold: int
 
 
-async def low_stock(session: AsyncSession, threshold: int, *, limit: int) -> list[SkuLevel]:
-    """Levels of live SKUs at active locations with at most `threshold` units available,
-    fewest available first (then by SKU and location code), at most `limit` of them."""
+@dataclass(frozen=True)
+class LowStock:
+    """One page of low levels and how many there are in all."""
+
+    levels: list[SkuLevel]
+    total: int
+
+
+async def low_stock(
+    session: AsyncSession,
+    threshold: int | None,
+    *,
+    default_threshold: int,
+    limit: int,
+    offset: int = 0,
+) -> LowStock:
+    """Levels of live SKUs at active locations with at most `threshold` units available, or,
+    when `threshold` is None, at most each SKU's own `low_stock_threshold` (`default_threshold`
+    for a SKU without one); fewest available first (then by SKU and location code), `limit` of
+    them from `offset`, with the number of all such levels (a window count in the same
+    statement)."""
     available = available_of(levels)
-    rows = await session.execute(
-        select(
-            skus.c.code,
-            locations.c.code,
-            levels.c.on_hand,
-            levels.c.reserved,
-            levels.c.allocated,
-        )
-        .select_from(levels)
-        .join(skus, skus.c.id == levels.c.sku_id)
-        .join(locations, locations.c.id == levels.c.location_id)
-        .where(
-            skus.c.is_deleted.is_(False),
-            locations.c.is_active.is_(True),
-            available <= threshold,
-        )
-        .order_by(available, skus.c.code, locations.c.code)
-        .limit(limit)
+    in_force = (
+        literal(threshold)
+        if threshold is not None
+        else signals.threshold_in_force(default_threshold)
     )
-    return [
-        SkuLevel(
-            sku=sku, location=location, on_hand=on_hand, reserved=reserved, allocated=allocated
+    rows = (
+        await session.execute(
+            select(
+                skus.c.code,
+                locations.c.code,
+                levels.c.on_hand,
+                levels.c.reserved,
+                levels.c.allocated,
+                in_force,
+                func.count().over(),
+            )
+            .select_from(levels)
+            .join(skus, skus.c.id == levels.c.sku_id)
+            .join(locations, locations.c.id == levels.c.location_id)
+            .where(
+                skus.c.is_deleted.is_(False),
+                locations.c.is_active.is_(True),
+                available <= in_force,
+            )
+            .order_by(available, skus.c.code, locations.c.code)
+            .limit(limit)
+            .offset(offset)
         )
-        for sku, location, on_hand, reserved, allocated in rows
+    ).all()
+    found = [
+        SkuLevel(
+            sku=sku,
+            location=location,
+            on_hand=on_hand,
+            reserved=reserved,
+            allocated=allocated,
+            threshold=int(level_threshold),
+        )
+        for sku, location, on_hand, reserved, allocated, level_threshold, _total in rows
     ]
+    return LowStock(found, int(rows[0][-1]) if rows else 0)
 
 
 async def recent_movements(session: AsyncSession, *, limit: int) -> list[MovementView]:
