@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -155,3 +156,55 @@ async def test_stock_page_cursors_out_of_the_id_range_are_refused(
     ):
         response = await client.get(path, params={"cursor": cursor})
         assert response.status_code == 422, (path, cursor)
+
+
+async def test_movement_references_link_to_their_hold_or_allocation_and_its_order(
+    client: httpx.AsyncClient,
+    sign_in: SignIn,
+    db: Database,
+    staff_user: User,
+    customer_user: User,
+    staff_headers: dict[str, str],
+) -> None:
+    await stocked_shop(db, {"HAM-1": 10})
+    held = await client.post(
+        "/api/v1/inventory/holds",
+        json={"client_token": "cart-7", "items": [{"sku": "HAM-1", "quantity": 2}]},
+        headers=staff_headers,
+    )
+    assert held.status_code == 201, held.text
+    hold_id = held.json()["id"]
+    ordered = await client.post(
+        "/api/v1/orders",
+        json={"items": [{"sku": "HAM-1", "quantity": 3}], "user_id": customer_user.id},
+        headers=staff_headers,
+    )
+    assert ordered.status_code == 201, ordered.text
+    order_id = ordered.json()["id"]
+    await sign_in("staff@example.com")
+
+    ledger = await client.get("/admin/stock/HAM-1")
+    linked = re.findall(r'href="/admin/reservations/([0-9a-f-]{36})"', ledger.text)
+    allocation_id = next(ref for ref in linked if ref != hold_id)
+    assert hold_id in linked
+    assert set(linked) == {hold_id, allocation_id}
+    # The dashboard's latest movements link the same way.
+    assert f'href="/admin/reservations/{hold_id}"' in (await client.get("/admin")).text
+    # The holds list links each hold to its page.
+    assert f'href="/admin/reservations/{hold_id}"' in (await client.get("/admin/holds")).text
+
+    hold = await client.get(f"/admin/reservations/{hold_id}")
+    assert hold.status_code == 200
+    assert f'<h1>Hold <code class="wrap">{hold_id}</code></h1>' in hold.text
+    assert '<td class="num">2</td>' in hold.text
+    assert "none: not made by an order" in hold.text
+    assert "Release hold" in hold.text
+
+    allocation = await client.get(f"/admin/reservations/{allocation_id}")
+    assert f'<h1>Allocation <code class="wrap">{allocation_id}</code></h1>' in allocation.text
+    assert f'<dd data-order-link><a href="/admin/orders/{order_id}">' in allocation.text
+
+    order_page = await client.get(f"/admin/orders/{order_id}")
+    assert f'href="/admin/reservations/{allocation_id}">Allocation' in order_page.text
+    assert (await client.get(f"/admin/reservations/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get("/admin/reservations/not-an-id")).status_code == 404

@@ -7,6 +7,7 @@ A ledger row is read as one record type, `MovementView`, wherever it is shown.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -199,6 +200,17 @@ class MovementView:
     note: str | None
     actor_id: int | None
     created_at: datetime
+
+    @property
+    def reservation_id(self) -> uuid.UUID | None:
+        """The hold or allocation the movement belongs to: holds, allocations and their
+        changes put the reservation's id in `reference`; other movements carry none."""
+        if not self.reference:
+            return None
+        try:
+            return uuid.UUID(self.reference)
+        except ValueError:
+            return None
 
 
 def movement_query() -> Select[Any]:
