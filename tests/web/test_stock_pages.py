@@ -6,13 +6,16 @@ import re
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from storekeeper.accounts.models import User
 from storekeeper.db import Database
 from storekeeper.inventory.models import StockLevel
 from storekeeper.pagination import encode_cursor
-from tests.web.conftest import SignIn, csrf_of
+from storekeeper.web import stock_pages
+from tests.catalog.conftest import StatementCounter
+from tests.web.conftest import SignIn, count_statements, csrf_of
 from tests.web.shop import stocked_shop
 
 
@@ -208,3 +211,67 @@ async def test_movement_references_link_to_their_hold_or_allocation_and_its_orde
     assert f'href="/admin/reservations/{allocation_id}">Allocation' in order_page.text
     assert (await client.get(f"/admin/reservations/{uuid.uuid4()}")).status_code == 404
     assert (await client.get("/admin/reservations/not-an-id")).status_code == 404
+
+
+# What the stock list cost before it named products and filtered by location.
+STOCK_LIST_STATEMENTS = 5
+
+
+def _listed(page: httpx.Response) -> list[tuple[str, str]]:
+    """(SKU, product) of each SKU on the stock list, in order."""
+    return re.findall(
+        r'data-sku="([A-Z0-9-]+)">.*?</th>\s*<td[^>]*data-product>([^<]*)</td>', page.text, re.S
+    )
+
+
+async def test_stock_list_names_products_and_filters_by_location_in_the_same_statements(
+    client: httpx.AsyncClient,
+    sign_in: SignIn,
+    db: Database,
+    staff_user: User,
+    staff_headers: dict[str, str],
+    statement_counter: StatementCounter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await stocked_shop(db, {"HAM-1": 5, "HAM-2": 0, "HAM-3": 7})
+    north = await client.post(
+        "/api/v1/locations",
+        json={"code": "NORTH", "name": "North depot", "priority": 1},
+        headers=staff_headers,
+    )
+    assert north.status_code == 201, north.text
+    received = await client.post(
+        "/api/v1/inventory/HAM-3/adjustments",
+        json={"delta": 4, "reason": "receive", "location": "NORTH"},
+        headers=staff_headers,
+    )
+    assert received.status_code == 201, received.text
+    await sign_in("staff@example.com")
+
+    cost_all, everything = await count_statements(statement_counter, client, "/admin/stock")
+    assert _listed(everything) == [
+        ("HAM-1", "Claw hammer"),
+        ("HAM-2", "Claw hammer"),
+        ("HAM-3", "Claw hammer"),
+    ]
+
+    cost_north, at_north = await count_statements(
+        statement_counter, client, "/admin/stock?location=north"
+    )
+    assert _listed(at_north) == [("HAM-3", "Claw hammer")]
+    assert 'name="location" maxlength="64" autocomplete="off" value="NORTH"' in at_north.text
+    assert "<td>NORTH</td>" in at_north.text
+    assert "<td>MAIN</td>" not in at_north.text
+    # Product names and the filter cost no statement more than the list did: the session's
+    # checks, then the SKU page (with product names) and their levels, one statement each.
+    assert cost_all == cost_north == STOCK_LIST_STATEMENTS
+
+    monkeypatch.setattr(stock_pages, "PAGE_SIZE", 1)
+    cost_one, first = await count_statements(statement_counter, client, "/admin/stock")
+    assert cost_one == cost_all
+    assert _listed(first) == [("HAM-1", "Claw hammer")]
+    assert 'href="/admin/stock?cursor=' in first.text
+
+    _, unknown = await count_statements(statement_counter, client, "/admin/stock?location=NOWHERE")
+    assert _listed(unknown) == []
+    assert "No SKU is stocked at NOWHERE." in unknown.text

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnExpressionArgument,
     Integer,
     Select,
+    Table,
     and_,
     any_,
     bindparam,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storekeeper.catalog.models import Product
 from storekeeper.catalog.stock import StockFigures
 from storekeeper.db import is_postgres
 from storekeeper.errors import NotFound
@@ -77,6 +79,10 @@ async def available_by_sku(session: AsyncSession, sku_ids: Collection[int]) -> d
     for sku_id, amount in rows:
         result[sku_id] = int(amount)
     return result
+
+
+# The product's name on the stock list: read here, with the SKUs it belongs to.
+products = cast(Table, Product.__table__)
 
 
 # --- stock figures -----------------------------------------------------------------------
@@ -127,11 +133,14 @@ async def sku_by_code(session: AsyncSession, code: str) -> tuple[int, str]:
     return row.id, row.code
 
 
-async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuStock]:
-    """Figures of the given (id, code) SKUs, per location, in one statement."""
-    figures: dict[int, list[LocationFigures]] = {row.id: [] for row in sku_rows}
+async def _figures_of(
+    session: AsyncSession, sku_ids: Sequence[int], location_code: str | None = None
+) -> dict[int, list[LocationFigures]]:
+    """Figures of the given SKUs per location (only the location `location_code` when
+    given), in one statement."""
+    figures: dict[int, list[LocationFigures]] = {sku_id: [] for sku_id in sku_ids}
     if figures:
-        level_rows = await session.execute(
+        query = (
             select(
                 levels.c.sku_id,
                 locations.c.code,
@@ -141,10 +150,20 @@ async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuS
             )
             .join(locations, locations.c.id == levels.c.location_id)
             .where(levels.c.sku_id.in_(list(figures)))
-            .order_by(levels.c.sku_id, locations.c.priority.desc(), locations.c.id)
+        )
+        if location_code is not None:
+            query = query.where(locations.c.code == location_code)
+        level_rows = await session.execute(
+            query.order_by(levels.c.sku_id, locations.c.priority.desc(), locations.c.id)
         )
         for sku_id, location, on_hand, reserved, allocated in level_rows:
             figures[sku_id].append(LocationFigures(location, on_hand, reserved, allocated))
+    return figures
+
+
+async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuStock]:
+    """Figures of the given (id, code) SKUs, per location, in one statement."""
+    figures = await _figures_of(session, [row.id for row in sku_rows])
     return [SkuStock(row.id, row.code, figures[row.id]) for row in sku_rows]
 
 
@@ -170,6 +189,39 @@ async def stock_page(
         query = query.where(skus.c.id > after_sku_id)
     rows = (await session.execute(query.order_by(skus.c.id).limit(limit))).all()
     return await _stock_of(session, rows)
+
+
+@dataclass(frozen=True)
+class ListedSkuStock(SkuStock):
+    """A SKU's figures on the stock list, with the name of its product."""
+
+    product: str
+
+
+async def stock_list(
+    session: AsyncSession, *, after_sku_id: int | None, limit: int, location_code: str | None
+) -> list[ListedSkuStock]:
+    """Live SKUs by id with their product's name, `limit` of them after `after_sku_id`
+    (keyset), and their figures per location; with `location_code`, only the SKUs with a
+    level at that location and only its figures. Two statements whatever the page size or
+    filter (an unknown code simply matches nothing)."""
+    query = (
+        select(skus.c.id, skus.c.code, products.c.name)
+        .join(products, products.c.id == skus.c.product_id)
+        .where(~skus.c.is_deleted)
+    )
+    if location_code is not None:
+        query = query.where(
+            select(levels.c.sku_id)
+            .join(locations, locations.c.id == levels.c.location_id)
+            .where(levels.c.sku_id == skus.c.id, locations.c.code == location_code)
+            .exists()
+        )
+    if after_sku_id is not None:
+        query = query.where(skus.c.id > after_sku_id)
+    rows = (await session.execute(query.order_by(skus.c.id).limit(limit))).all()
+    figures = await _figures_of(session, [row.id for row in rows], location_code)
+    return [ListedSkuStock(row.id, row.code, figures[row.id], row.name) for row in rows]
 
 
 async def availability(

@@ -80,17 +80,27 @@ async def stock_list(
     uow: UnitOfWorkDep,
     cursor: CursorQuery = None,
     sku: Annotated[str | None, Query(max_length=64)] = None,
+    location: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     if sku:
         return see_other(f"{STOCK_PATH}/{sku.strip().upper()}")
+    wanted = location.strip().upper() if location and location.strip() else None
     rows = await uow.run(
-        queries.stock_page, after_sku_id=decode_id_cursor(cursor), limit=PAGE_SIZE + 1
+        queries.stock_list,
+        after_sku_id=decode_id_cursor(cursor),
+        limit=PAGE_SIZE + 1,
+        location_code=wanted,
     )
     items, next_cursor = page_of(rows, PAGE_SIZE, _sku_key)
     return render(
         request,
         "stock/list.html",
-        {"section": STOCK_PATH, "rows": items, "next_cursor": next_cursor},
+        {
+            "section": STOCK_PATH,
+            "rows": items,
+            "next_cursor": next_cursor,
+            "location": wanted or "",
+        },
     )
 
 
