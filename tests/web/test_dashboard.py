@@ -156,7 +156,57 @@ def test_chart_escapes_labels_and_draws_no_bar_for_zero() -> None:
     assert "<script>" not in svg
     assert "&lt;script&gt; 2026-01-02: 4" in svg
     assert "A &amp; B" in svg
-    assert svg.count("<rect") == 1
+    assert svg.count('<rect class="chart-received"') == 1
+
+
+def test_chart_has_a_tooltip_for_every_day_value_labels_and_visible_small_bars() -> None:
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(30)]
+    received = [0] * 30
+    shipped = [0] * 30
+    received[-1], shipped[-1], shipped[-2] = 4_000, 3, 1
+    svg = str(
+        charts.bar_chart(
+            days,
+            [
+                charts.Series("Received", received, "chart-received"),
+                charts.Series("Shipped", shipped, "chart-shipped"),
+            ],
+            title="t",
+            description="d",
+            chart_id="c",
+        )
+    )
+    # Every day, bars or not, answers a hover with all its figures.
+    tooltips = re.findall(r'<rect class="chart-hit"[^>]*><title>([^<]*)</title>', svg)
+    assert len(tooltips) == 30
+    assert tooltips[0] == "2026-01-01: Received 0, Shipped 0"
+    assert tooltips[-1] == "2026-01-30: Received 4,000, Shipped 3"
+    # Few bars: each carries its figure.
+    values = re.findall(r'<text class="chart-value"[^>]*>([^<]*)</text>', svg)
+    assert values == ["4,000", "1", "3"]
+    # One shipped unit beside 4,000 received is still a bar one can see and point at.
+    heights = [
+        float(h) for h in re.findall(r'<rect class="chart-shipped"[^>]*height="([\d.]+)"', svg)
+    ]
+    assert len(heights) == 2
+    assert min(heights) >= charts.MIN_BAR_HEIGHT == 3
+    assert '<text class="chart-axis"' in svg
+    assert ">units</text>" in svg
+
+
+def test_chart_with_many_bars_leaves_the_figures_to_the_tooltips() -> None:
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(30)]
+    svg = str(
+        charts.bar_chart(
+            days,
+            [charts.Series("Received", list(range(1, 31)), "chart-received")],
+            title="t",
+            description="d",
+            chart_id="c",
+        )
+    )
+    assert svg.count('<rect class="chart-received"') == 30
+    assert 'class="chart-value"' not in svg
 
 
 async def _low_shop(db: Database) -> None:
@@ -229,3 +279,12 @@ async def test_low_stock_uses_each_skus_threshold_counts_all_and_links_the_full_
     everything = await client.get("/admin/low-stock?threshold=8")
     assert 'data-low-count="25"' in everything.text
     assert (await client.get("/admin/low-stock?page=0")).status_code == 400
+
+
+def test_step_chart_has_a_tooltip_for_every_day() -> None:
+    days = [date(2026, 1, 1), date(2026, 1, 2)]
+    svg = str(charts.step_chart(days, [0, 1_200], title="t", description="d", chart_id="c"))
+    assert re.findall(r'<rect class="chart-hit"[^>]*><title>([^<]*)</title>', svg) == [
+        "2026-01-01: 0 on hand",
+        "2026-01-02: 1,200 on hand",
+    ]
