@@ -259,7 +259,7 @@ async def test_low_stock_uses_each_skus_threshold_counts_all_and_links_the_full_
     assert len(rows) == dashboard.LOW_STOCK_ROWS == 20
     assert rows[:3] == ["EMPTY-00", "EMPTY-01", "EMPTY-02"]
     assert "LAX" not in rows
-    assert 'data-low-count="24">24 levels with at most each SKU' in board.text
+    assert 'data-low-count="24">24 levels at or below their low-stock threshold' in board.text
     assert '<a href="/admin/low-stock">See all 24</a>' in board.text
 
     asked = await client.get("/admin?threshold=3")

@@ -63,7 +63,8 @@ async def _shop_with_an_order(api: httpx.AsyncClient, email: str) -> str:
         json={
             "name": "Claw hammer",
             "category_id": category.json()["id"],
-            "skus": [{"code": code, "price_cents": 1250}],
+            # Held to a threshold of its own: 8 left after the order is low stock.
+            "skus": [{"code": code, "price_cents": 1250, "low_stock_threshold": 10}],
         },
     )
     assert product.status_code == 201, product.text
@@ -75,9 +76,32 @@ async def _shop_with_an_order(api: httpx.AsyncClient, email: str) -> str:
         f"{API}/auth/register", json={"email": email, "password": TEST_PASSWORD}
     )
     assert customer.status_code == 201, customer.text
+    token = await api.post(
+        f"{API}/auth/token",
+        data={"username": email, "password": TEST_PASSWORD},
+        headers={"Authorization": ""},
+    )
+    assert token.status_code == 200, token.text
+    # An address without a second line: the order page shows it one line per element.
+    address = await api.post(
+        f"{API}/users/me/addresses",
+        json={
+            "name": "Cleo Customer",
+            "line1": "1 Example Street",
+            "city": "Springfield",
+            "postal_code": "12345",
+            "country": "US",
+        },
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert address.status_code == 201, address.text
     order = await api.post(
         f"{API}/orders",
-        json={"items": [{"sku": code, "quantity": 2}], "user_id": customer.json()["id"]},
+        json={
+            "items": [{"sku": code, "quantity": 2}],
+            "user_id": customer.json()["id"],
+            "shipping_address_id": address.json()["id"],
+        },
     )
     assert order.status_code == 201, order.text
     order_id: str = order.json()["id"]
@@ -139,5 +163,10 @@ async def test_screenshots_of_the_fixed_pages(page: Page, live_server: LiveServe
         ("stock", "/admin/stock"),
     ):
         await page.goto(path)
+        if name == "order":
+            lines = page.locator("[data-address] .address-line")
+            await expect(lines).to_have_text(
+                ["Cleo Customer", "1 Example Street", "12345 Springfield", "US"]
+            )
         await page.screenshot(path=str(DOCS_SCREENSHOTS / f"{name}.png"), full_page=True)
         assert (DOCS_SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
