@@ -152,9 +152,10 @@ def test_tour_blocks_are_the_shell_of_the_tour() -> None:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the tour needs curl")
-def test_five_minute_tour_runs_against_a_fresh_server(tmp_path: Path) -> None:
+async def test_five_minute_tour_runs_against_a_fresh_server(tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + "\n".join(code_blocks(section("Five-minute tour"), "sh"))
-    database = asyncio.run(make_postgres(POSTGRES_URL) if POSTGRES_URL else make_sqlite(tmp_path))
+    # PostgreSQL when the run has one, else a migrated SQLite file: a fresh database either way.
+    database = await (make_postgres(POSTGRES_URL) if POSTGRES_URL else make_sqlite(tmp_path))
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
@@ -172,8 +173,9 @@ def test_five_minute_tour_runs_against_a_fresh_server(tmp_path: Path) -> None:
         env=env,
     )
     try:
-        _wait_until_ready(base_url, server)
-        run = subprocess.run(
+        await asyncio.to_thread(_wait_until_ready, base_url, server)
+        run = await asyncio.to_thread(
+            subprocess.run,
             ["bash", "-c", script],
             env={**env, "STOREKEEPER_API": f"{base_url}{API_PREFIX}"},
             capture_output=True,
@@ -188,7 +190,7 @@ def test_five_minute_tour_runs_against_a_fresh_server(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        asyncio.run(database.teardown())
+        await database.teardown()
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     calls = [
         (status, method, UUID.sub("{id}", url.removeprefix(f"{base_url}{API_PREFIX}")))

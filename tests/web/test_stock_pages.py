@@ -213,8 +213,9 @@ async def test_movement_references_link_to_their_hold_or_allocation_and_its_orde
     assert (await client.get("/admin/reservations/not-an-id")).status_code == 404
 
 
-# What the stock list cost before it named products and filtered by location.
-STOCK_LIST_STATEMENTS = 5
+# What the stock list cost before it named products and filtered by location, measured
+# per backend (SQLite's driver sends two statements more for the session's checks).
+STOCK_LIST_STATEMENTS = {"sqlite": 5, "postgresql": 3}
 
 
 def _listed(page: httpx.Response) -> list[tuple[str, str]]:
@@ -264,7 +265,7 @@ async def test_stock_list_names_products_and_filters_by_location_in_the_same_sta
     assert "<td>MAIN</td>" not in at_north.text
     # Product names and the filter cost no statement more than the list did: the session's
     # checks, then the SKU page (with product names) and their levels, one statement each.
-    assert cost_all == cost_north == STOCK_LIST_STATEMENTS
+    assert cost_all == cost_north == STOCK_LIST_STATEMENTS[db.engine.dialect.name]
 
     monkeypatch.setattr(stock_pages, "PAGE_SIZE", 1)
     cost_one, first = await count_statements(statement_counter, client, "/admin/stock")
