@@ -17,11 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from storekeeper.accounts.models import Role, User
 from storekeeper.accounts.security import hash_password
 from storekeeper.config import Environment, Settings
+from storekeeper.db import Database
+from tests.catalog.conftest import StatementCounter
 from tests.conftest import POSTGRES_URL, TEST_PASSWORD, bearer
 from tests.conftest import _make_postgres as make_postgres
 from tests.conftest import _make_sqlite as make_sqlite
@@ -210,3 +213,24 @@ async def sign_in_with_browser(page: Page, email: str, password: str = TEST_PASS
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture
+def statement_counter(db: Database) -> StatementCounter:
+    counter = StatementCounter()
+    event.listen(db.engine.sync_engine, "before_cursor_execute", counter)
+    return counter
+
+
+async def count_statements(
+    counter: StatementCounter, client: httpx.AsyncClient, path: str
+) -> tuple[int, httpx.Response]:
+    """How many SQL statements one page costs, and the page."""
+    counter.count = 0
+    counter.active = True
+    try:
+        response = await client.get(path)
+    finally:
+        counter.active = False
+    assert response.status_code == 200, response.text
+    return counter.count, response

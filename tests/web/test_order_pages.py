@@ -13,7 +13,7 @@ from storekeeper.accounts.models import User
 from storekeeper.db import Database
 from storekeeper.inventory import queries as inventory
 from storekeeper.orders import service as orders
-from storekeeper.orders.models import OrderStatus
+from storekeeper.orders.models import Order, OrderStatus
 from storekeeper.web import order_pages
 from storekeeper.web.forms import STALE_EDIT
 from tests.web.conftest import SignIn, csrf_of
@@ -67,8 +67,9 @@ async def test_orders_list_filters_by_status_and_customer_and_pages(
     assert _rows(everything) == [str(third), str(second), str(first)]
     assert "1 \N{MULTIPLICATION SIGN} HAM-1, 3 \N{MULTIPLICATION SIGN} HAM-2" in everything.text
     assert '<td class="num" data-label="Total">50.00 USD</td>' in everything.text
-    assert f'href="{ORDERS}?user_id={customer_user.id}">customer@example.com</a>' in (
-        everything.text
+    assert (
+        f'title="customer@example.com" href="{ORDERS}?user_id={customer_user.id}">'
+        "customer@example.com</a>" in everything.text
     )
 
     shipped = await client.get(f"{ORDERS}?status=shipped")
@@ -162,3 +163,39 @@ async def test_order_status_buttons_follow_the_lifecycle_and_the_version(
 
     assert (await client.get(f"{ORDERS}/{uuid.uuid4()}")).status_code == 404
     assert (await client.get(f"{ORDERS}/not-a-uuid")).status_code == 404
+
+
+async def test_order_page_shows_the_address_one_line_each_without_an_empty_line2(
+    client: httpx.AsyncClient,
+    sign_in: SignIn,
+    db: Database,
+    staff_user: User,
+    customer_user: User,
+) -> None:
+    await stocked_shop(db, {"HAM-1": 10})
+    order_id = await _place(db, staff_user, customer_user, ("HAM-1", 1))
+    address = {
+        "name": "Cleo Customer",
+        "line1": "1 Example Street",
+        "line2": None,
+        "city": "Springfield",
+        "postal_code": "12345",
+        "country": "US",
+    }
+    async with db.transaction() as session:
+        order = await session.get(Order, order_id)
+        assert order is not None
+        order.shipping_address = address
+    await sign_in("staff@example.com")
+
+    page = await client.get(f"{ORDERS}/{order_id}")
+    assert page.status_code == 200
+    lines = re.search(r"<address data-address>(.*?)</address>", page.text, re.S)
+    assert lines, "the order page shows no address"
+    assert re.findall(r'<span class="address-line">([^<]*)</span>', lines.group(1)) == [
+        "Cleo Customer",
+        "1 Example Street",
+        "12345 Springfield",
+        "US",
+    ]
+    assert "Street12345" not in page.text

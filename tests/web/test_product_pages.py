@@ -210,7 +210,7 @@ async def test_create_refusals_are_shown_next_to_the_fields(
     )
     assert bad_rows.status_code == 422
     text = bad_rows.text
-    assert 'id="attributes-error">Enter a JSON object such as' in text
+    assert 'id="attributes-error">This is a JSON list; attributes are one JSON object' in text
     assert 'id="sku-0-price-error">The price must be an amount such as 19.99.</p>' in text
     assert 'id="sku-0-code-error">String should match pattern' in text
     assert 'id="sku-1-currency-error">String should match pattern' in text
@@ -449,3 +449,47 @@ async def test_the_sku_form_sets_and_clears_the_purchase_limit(
     cleared = await _post(client, "/admin/catalog/skus/PEG-2", {**form, "version": "2"})
     assert cleared.status_code == 303
     assert await limit() is None
+
+
+async def test_attributes_fields_explain_json_and_say_where_it_is_wrong(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    shop = await stocked_shop(db, {"HAM-1": 0})
+    await sign_in("staff@example.com")
+    hint = 'id="attributes-hint"'
+    example = (
+        "{&#34;colour&#34;: &#34;red&#34;, &#34;size&#34;: &#34;L&#34;, &#34;weight_kg&#34;: 1.5}"
+    )
+    for path in (
+        f"{PRODUCTS}/new",
+        f"{PRODUCTS}/{shop.product_id}/edit",
+        "/admin/catalog/skus/HAM-1/edit",
+    ):
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert hint in page.text, path
+        assert example in page.text, path
+        assert 'aria-describedby="attributes-hint"' in page.text, path
+
+    async def refused(attributes: str) -> str:
+        answer = await _post(
+            client,
+            PRODUCTS,
+            _new_product(shop.category_id, attributes=attributes),
+            page=f"{PRODUCTS}/new",
+        )
+        assert answer.status_code == 422
+        assert 'aria-describedby="attributes-error attributes-hint"' in answer.text
+        match = re.search(r'id="attributes-error">(.*?)</p>', answer.text, re.S)
+        assert match, answer.text
+        return match.group(1)
+
+    single_quotes = await refused("{'brand': 'Acme'}")
+    assert single_quotes.startswith("Not valid JSON at line 1, column 2:")
+    assert "names and text go in double quotes" in single_quotes
+    trailing_comma = await refused('{\n  "brand": "Acme",\n}')
+    assert trailing_comma.startswith("Not valid JSON at line 3, column 1:")
+    assert (await refused("[1, 2]")).startswith(
+        "This is a JSON list; attributes are one JSON object"
+    )
+    assert (await refused('"red"')).startswith("This is a JSON text; attributes are one")

@@ -7,10 +7,11 @@ A ledger row is read as one record type, `MovementView`, wherever it is shown.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -18,22 +19,25 @@ from sqlalchemy import (
     ColumnExpressionArgument,
     Integer,
     Select,
+    Table,
     and_,
     any_,
     bindparam,
     case,
     column,
     func,
+    literal,
     or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storekeeper.catalog.models import Product
 from storekeeper.catalog.stock import StockFigures
 from storekeeper.db import is_postgres
 from storekeeper.errors import NotFound
-from storekeeper.inventory import stock
+from storekeeper.inventory import signals, stock
 from storekeeper.inventory.lines import skus
 from storekeeper.inventory.models import (
     Location,
@@ -75,6 +79,10 @@ async def available_by_sku(session: AsyncSession, sku_ids: Collection[int]) -> d
     for sku_id, amount in rows:
         result[sku_id] = int(amount)
     return result
+
+
+# The product's name on the stock list: read here, with the SKUs it belongs to.
+products = cast(Table, Product.__table__)
 
 
 # --- stock figures -----------------------------------------------------------------------
@@ -125,11 +133,14 @@ async def sku_by_code(session: AsyncSession, code: str) -> tuple[int, str]:
     return row.id, row.code
 
 
-async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuStock]:
-    """Figures of the given (id, code) SKUs, per location, in one statement."""
-    figures: dict[int, list[LocationFigures]] = {row.id: [] for row in sku_rows}
+async def _figures_of(
+    session: AsyncSession, sku_ids: Sequence[int], location_code: str | None = None
+) -> dict[int, list[LocationFigures]]:
+    """Figures of the given SKUs per location (only the location `location_code` when
+    given), in one statement."""
+    figures: dict[int, list[LocationFigures]] = {sku_id: [] for sku_id in sku_ids}
     if figures:
-        level_rows = await session.execute(
+        query = (
             select(
                 levels.c.sku_id,
                 locations.c.code,
@@ -139,10 +150,20 @@ async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuS
             )
             .join(locations, locations.c.id == levels.c.location_id)
             .where(levels.c.sku_id.in_(list(figures)))
-            .order_by(levels.c.sku_id, locations.c.priority.desc(), locations.c.id)
+        )
+        if location_code is not None:
+            query = query.where(locations.c.code == location_code)
+        level_rows = await session.execute(
+            query.order_by(levels.c.sku_id, locations.c.priority.desc(), locations.c.id)
         )
         for sku_id, location, on_hand, reserved, allocated in level_rows:
             figures[sku_id].append(LocationFigures(location, on_hand, reserved, allocated))
+    return figures
+
+
+async def _stock_of(session: AsyncSession, sku_rows: Sequence[Any]) -> list[SkuStock]:
+    """Figures of the given (id, code) SKUs, per location, in one statement."""
+    figures = await _figures_of(session, [row.id for row in sku_rows])
     return [SkuStock(row.id, row.code, figures[row.id]) for row in sku_rows]
 
 
@@ -168,6 +189,39 @@ async def stock_page(
         query = query.where(skus.c.id > after_sku_id)
     rows = (await session.execute(query.order_by(skus.c.id).limit(limit))).all()
     return await _stock_of(session, rows)
+
+
+@dataclass(frozen=True)
+class ListedSkuStock(SkuStock):
+    """A SKU's figures on the stock list, with the name of its product."""
+
+    product: str
+
+
+async def stock_list(
+    session: AsyncSession, *, after_sku_id: int | None, limit: int, location_code: str | None
+) -> list[ListedSkuStock]:
+    """Live SKUs by id with their product's name, `limit` of them after `after_sku_id`
+    (keyset), and their figures per location; with `location_code`, only the SKUs with a
+    level at that location and only its figures. Two statements whatever the page size or
+    filter (an unknown code simply matches nothing)."""
+    query = (
+        select(skus.c.id, skus.c.code, products.c.name)
+        .join(products, products.c.id == skus.c.product_id)
+        .where(~skus.c.is_deleted)
+    )
+    if location_code is not None:
+        query = query.where(
+            select(levels.c.sku_id)
+            .join(locations, locations.c.id == levels.c.location_id)
+            .where(levels.c.sku_id == skus.c.id, locations.c.code == location_code)
+            .exists()
+        )
+    if after_sku_id is not None:
+        query = query.where(skus.c.id > after_sku_id)
+    rows = (await session.execute(query.order_by(skus.c.id).limit(limit))).all()
+    figures = await _figures_of(session, [row.id for row in rows], location_code)
+    return [ListedSkuStock(row.id, row.code, figures[row.id], row.name) for row in rows]
 
 
 async def availability(
@@ -198,6 +252,17 @@ class MovementView:
     note: str | None
     actor_id: int | None
     created_at: datetime
+
+    @property
+    def reservation_id(self) -> uuid.UUID | None:
+        """The hold or allocation the movement belongs to: holds, allocations and their
+        changes put the reservation's id in `reference`; other movements carry none."""
+        if not self.reference:
+            return None
+        try:
+            return uuid.UUID(self.reference)
+        except ValueError:
+            return None
 
 
 def movement_query() -> Select[Any]:
@@ -276,40 +341,75 @@ async def stock_summary(session: AsyncSession, *, now: datetime) -> StockSummary
 
 @dataclass(frozen=True)
 class SkuLevel(LocationFigures):
-    """The figures of one SKU at one location."""
+    """The figures of one SKU at one location, and the low-stock threshold it was held to."""
 
     sku: str
+    threshold: int
 
 
-async def low_stock(session: AsyncSession, threshold: int, *, limit: int) -> list[SkuLevel]:
-    """Levels of live SKUs at active locations with at most `threshold` units available,
-    fewest available first (then by SKU and location code), at most `limit` of them."""
+@dataclass(frozen=True)
+class LowStock:
+    """One page of low levels and how many there are in all."""
+
+    levels: list[SkuLevel]
+    total: int
+
+
+async def low_stock(
+    session: AsyncSession,
+    threshold: int | None,
+    *,
+    default_threshold: int,
+    limit: int,
+    offset: int = 0,
+) -> LowStock:
+    """Levels of live SKUs at active locations with at most `threshold` units available, or,
+    when `threshold` is None, at most each SKU's own `low_stock_threshold` (`default_threshold`
+    for a SKU without one); fewest available first (then by SKU and location code), `limit` of
+    them from `offset`, with the number of all such levels (a window count in the same
+    statement)."""
     available = available_of(levels)
-    rows = await session.execute(
-        select(
-            skus.c.code,
-            locations.c.code,
-            levels.c.on_hand,
-            levels.c.reserved,
-            levels.c.allocated,
-        )
-        .select_from(levels)
-        .join(skus, skus.c.id == levels.c.sku_id)
-        .join(locations, locations.c.id == levels.c.location_id)
-        .where(
-            skus.c.is_deleted.is_(False),
-            locations.c.is_active.is_(True),
-            available <= threshold,
-        )
-        .order_by(available, skus.c.code, locations.c.code)
-        .limit(limit)
+    in_force = (
+        literal(threshold)
+        if threshold is not None
+        else signals.threshold_in_force(default_threshold)
     )
-    return [
-        SkuLevel(
-            sku=sku, location=location, on_hand=on_hand, reserved=reserved, allocated=allocated
+    rows = (
+        await session.execute(
+            select(
+                skus.c.code,
+                locations.c.code,
+                levels.c.on_hand,
+                levels.c.reserved,
+                levels.c.allocated,
+                in_force,
+                func.count().over(),
+            )
+            .select_from(levels)
+            .join(skus, skus.c.id == levels.c.sku_id)
+            .join(locations, locations.c.id == levels.c.location_id)
+            .where(
+                skus.c.is_deleted.is_(False),
+                locations.c.is_active.is_(True),
+                available <= in_force,
+            )
+            .order_by(available, skus.c.code, locations.c.code)
+            .limit(limit)
+            .offset(offset)
         )
-        for sku, location, on_hand, reserved, allocated in rows
+    ).all()
+    found = [
+        SkuLevel(
+            sku=sku,
+            location=location,
+            on_hand=on_hand,
+            reserved=reserved,
+            allocated=allocated,
+            threshold=int(level_threshold),
+        )
+        for sku, location, on_hand, reserved, allocated, level_threshold, _total in rows
     ]
+    return LowStock(found, int(rows[0][-1]) if rows else 0)
 
 
 async def recent_movements(session: AsyncSession, *, limit: int) -> list[MovementView]:

@@ -31,6 +31,14 @@ async def counts_by_status(session: AsyncSession) -> dict[str, int]:
     return {status.value: counts.get(status.value, 0) for status in OrderStatus}
 
 
+async def order_of_allocation(session: AsyncSession, allocation_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the order whose stock `allocation_id` holds, if an order made it."""
+    found: uuid.UUID | None = await session.scalar(
+        select(Order.id).where(Order.allocation_id == allocation_id)
+    )
+    return found
+
+
 async def people_by_id(session: AsyncSession, user_ids: Collection[int]) -> dict[int, User]:
     """The users with these ids (customers, who placed an order), in one statement."""
     if not user_ids:

@@ -33,7 +33,7 @@ class Dashboard:
     latest ledger rows and the received/shipped flow of the chart."""
 
     summary: Summary
-    low_stock: list[stock.SkuLevel]
+    low_stock: stock.LowStock
     movements: list[stock.MovementView]
     flow: stock.DailyFlow
 
@@ -43,9 +43,12 @@ def chart_days(today: date, count: int = CHART_DAYS) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(count - 1, -1, -1)]
 
 
-async def dashboard_figures(session: AsyncSession, *, threshold: int, today: date) -> Dashboard:
-    """The dashboard: levels with at most `threshold` units available, and the flow of the
-    `CHART_DAYS` days ending with `today`."""
+async def dashboard_figures(
+    session: AsyncSession, *, threshold: int | None, default_threshold: int, today: date
+) -> Dashboard:
+    """The dashboard: the first `LOW_STOCK_ROWS` levels with at most `threshold` units
+    available (each SKU's own threshold when None) and how many there are, and the flow of
+    the `CHART_DAYS` days ending with `today`."""
     figures = await stock.stock_summary(session, now=utcnow())
     return Dashboard(
         summary=Summary(
@@ -54,7 +57,9 @@ async def dashboard_figures(session: AsyncSession, *, threshold: int, today: dat
             active_holds=figures.active_holds,
             orders_by_status=await orders.counts_by_status(session),
         ),
-        low_stock=await stock.low_stock(session, threshold, limit=LOW_STOCK_ROWS),
+        low_stock=await stock.low_stock(
+            session, threshold, default_threshold=default_threshold, limit=LOW_STOCK_ROWS
+        ),
         movements=await stock.recent_movements(session, limit=RECENT_MOVEMENTS),
         flow=await stock.daily_flow(session, chart_days(today)),
     )

@@ -7,6 +7,7 @@ itself is one service call through `attempt`, which turns the domain's refusals 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -125,17 +126,46 @@ def amount_text(cents: int) -> str:
     return f"{units}.{minor:02d}"
 
 
+ATTRIBUTES_EXAMPLE = '{"colour": "red", "size": "L"}'
+_JSON_KINDS = {list: "list", str: "text", int: "number", float: "number", bool: "true/false"}
+
+
+def _json_mistake(raw: str) -> str:
+    """Where and why `raw` is not JSON, in words: the standard library's decoder reports
+    the line and column that orjson's does not."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as error:
+        advice = {
+            "Expecting property name enclosed in double quotes": (
+                "names and text go in double quotes, and no comma comes after the last pair"
+            ),
+            "Expecting value": "a value is missing or written without double quotes",
+            "Expecting ',' delimiter": "a comma is missing between two pairs",
+            "Expecting ':' delimiter": "a colon is missing between a name and its value",
+        }.get(error.msg, error.msg[:1].lower() + error.msg[1:])
+        return f"Not valid JSON at line {error.lineno}, column {error.colno}: {advice}."
+    return "Not valid JSON."
+
+
 def json_object(form: FormData, name: str) -> dict[str, Any]:
-    """A field holding a JSON object (`attributes`); empty means `{}`."""
+    """A field holding a JSON object (`attributes`); empty means `{}`. A refusal says where
+    the JSON is broken, or what it is instead of an object."""
     raw = text(form, name)
     if not raw:
         return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        value = None
+        raise FormInvalid({name: _json_mistake(raw)}) from None
     if not isinstance(value, dict):
-        raise FormInvalid({name: 'Enter a JSON object such as {"colour": "red"}, or nothing.'})
+        kind = "null" if value is None else _JSON_KINDS.get(type(value), "value")
+        raise FormInvalid(
+            {
+                name: f"This is a JSON {kind}; attributes are one JSON object of names and "
+                f"values, such as {ATTRIBUTES_EXAMPLE}, or nothing."
+            }
+        )
     return value
 
 

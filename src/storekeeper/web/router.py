@@ -16,6 +16,7 @@ from starlette.responses import Response
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.db import UnitOfWorkDep, utcnow
 from storekeeper.errors import NotFound, RateLimited
+from storekeeper.inventory import queries as stock_queries
 from storekeeper.web import (
     api_key_pages,
     catalog_pages,
@@ -48,6 +49,8 @@ router.include_router(notification_pages.router)
 router.include_router(webhook_pages.router)
 router.include_router(api_key_pages.router)
 
+LOW_STOCK_PATH = "/admin/low-stock"
+LOW_STOCK_PAGE_SIZE = 50
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 HOME_PATH = "/admin"
 
@@ -124,9 +127,13 @@ async def dashboard_page(
     uow: UnitOfWorkDep,
     threshold: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
 ) -> Response:
-    if threshold is None:
-        threshold = settings_of(request).low_stock_threshold
-    board = await uow.run(dashboard.dashboard_figures, threshold=threshold, today=utcnow().date())
+    # Without a threshold asked for, each SKU is held to its own `low_stock_threshold`.
+    board = await uow.run(
+        dashboard.dashboard_figures,
+        threshold=threshold,
+        default_threshold=settings_of(request).low_stock_threshold,
+        today=utcnow().date(),
+    )
     flow = board.flow
     chart = charts.bar_chart(
         flow.days,
@@ -148,8 +155,42 @@ async def dashboard_page(
             "figures": board.summary,
             "low_stock": board.low_stock,
             "threshold": threshold,
+            "default_threshold": settings_of(request).low_stock_threshold,
+            "low_stock_path": LOW_STOCK_PATH,
             "movements": board.movements,
             "flow": flow,
             "chart": chart,
+        },
+    )
+
+
+@router.get("/low-stock")
+async def low_stock_page(
+    request: Request,
+    user: StaffUser,
+    uow: UnitOfWorkDep,
+    threshold: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """Every low level, a page at a time: the dashboard shows the first few and links here."""
+    default_threshold = settings_of(request).low_stock_threshold
+    found = await uow.run(
+        stock_queries.low_stock,
+        threshold,
+        default_threshold=default_threshold,
+        limit=LOW_STOCK_PAGE_SIZE,
+        offset=(page - 1) * LOW_STOCK_PAGE_SIZE,
+    )
+    return render(
+        request,
+        "stock/low.html",
+        {
+            "section": LOW_STOCK_PATH,
+            "low_stock": found,
+            "threshold": threshold,
+            "default_threshold": default_threshold,
+            "page": page,
+            "first_row": (page - 1) * LOW_STOCK_PAGE_SIZE + 1,
+            "has_next": page * LOW_STOCK_PAGE_SIZE < found.total,
         },
     )

@@ -9,9 +9,11 @@ take available stock below zero.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from storekeeper.accounts.dependencies import StockPolicyDep
@@ -21,6 +23,7 @@ from storekeeper.inventory import queries, service, stock
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
+from storekeeper.orders import queries as order_queries
 from storekeeper.pagination import (
     INT64_MAX,
     CursorQuery,
@@ -77,17 +80,27 @@ async def stock_list(
     uow: UnitOfWorkDep,
     cursor: CursorQuery = None,
     sku: Annotated[str | None, Query(max_length=64)] = None,
+    location: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     if sku:
         return see_other(f"{STOCK_PATH}/{sku.strip().upper()}")
+    wanted = location.strip().upper() if location and location.strip() else None
     rows = await uow.run(
-        queries.stock_page, after_sku_id=decode_id_cursor(cursor), limit=PAGE_SIZE + 1
+        queries.stock_list,
+        after_sku_id=decode_id_cursor(cursor),
+        limit=PAGE_SIZE + 1,
+        location_code=wanted,
     )
     items, next_cursor = page_of(rows, PAGE_SIZE, _sku_key)
     return render(
         request,
         "stock/list.html",
-        {"section": STOCK_PATH, "rows": items, "next_cursor": next_cursor},
+        {
+            "section": STOCK_PATH,
+            "rows": items,
+            "next_cursor": next_cursor,
+            "location": wanted or "",
+        },
     )
 
 
@@ -234,6 +247,40 @@ async def release_hold(
     response = see_other(HOLDS_PATH)
     set_flash(response, settings_of(request), f"Hold {hold_id} released.")
     return response
+
+
+@dataclass(frozen=True)
+class ReservationPage:
+    view: service.ReservationView
+    order_id: uuid.UUID | None
+
+
+async def reservation_and_order(
+    session: AsyncSession, reservation_id: uuid.UUID
+) -> ReservationPage:
+    """A hold or allocation as the API reads it, and the order it serves if any."""
+    view = await service.get_reservation(session, reservation_id)
+    return ReservationPage(view, await order_queries.order_of_allocation(session, reservation_id))
+
+
+@router.get("/reservations/{reservation_id}")
+async def reservation_page(
+    request: Request, reservation_id: uuid.UUID, _user: StaffUser, uow: UnitOfWorkDep
+) -> Response:
+    """The page a ledger reference links to: the hold or allocation, its lines, and its
+    order."""
+    found = await uow.run(reservation_and_order, reservation_id)
+    return render(
+        request,
+        "stock/reservation.html",
+        {
+            "section": HOLDS_PATH,
+            "reservation": found.view.reservation,
+            "lines": found.view.lines,
+            "order_id": found.order_id,
+            "now": utcnow(),
+        },
+    )
 
 
 # --- consistency -------------------------------------------------------------------------
