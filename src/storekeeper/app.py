@@ -20,6 +20,7 @@ from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.router import router as accounts_router
 from storekeeper.accounts.security import decode_access_token
 from storekeeper.accounts.throttle import LoginThrottle
+from storekeeper.apidocs import docs_router, landing_router
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
@@ -113,9 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Inventory, reservations, carts, checkout and orders for online shops.",
         lifespan=lifespan,
-        # STOREKEEPER_DOCS_ENABLED=false: no /docs, /redoc or /openapi.json (404).
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        # STOREKEEPER_DOCS_ENABLED=false: no /docs, /redoc or /openapi.json (404). The
+        # documentation pages are storekeeper.apidocs's, which load nothing from a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
@@ -138,6 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(domain_router, prefix=API_PREFIX)
     app.include_router(health_router)
     app.include_router(web_router)
+    if settings.docs_enabled:
+        app.include_router(docs_router(app))
+    app.include_router(landing_router)
 
     # Middleware added first runs innermost: the rate limits run inside CORS (so a 429
     # carries its headers) and inside the request context (request id, access log).
