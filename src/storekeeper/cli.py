@@ -16,6 +16,7 @@ from storekeeper.accounts.cli import users_app
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
 from storekeeper.inventory.cli import check
+from storekeeper.observability import configure_logging
 from storekeeper.seed import seed as seed_database
 
 app = typer.Typer(help="Storekeeper: inventory, reservations and orders.", no_args_is_help=True)
@@ -61,6 +62,9 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: let /metrics add up all of them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="storekeeper-metrics-")
+    # uvicorn's lines go through the service's logging (one format on stderr): configured
+    # here for the supervising process, and again by each worker's app.
+    configure_logging(settings.effective_log_format, settings.log_level)
     uvicorn.run(
         "storekeeper.main:app",
         host=host,
@@ -69,6 +73,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,
         # One rule for the client address: the app takes it from X-Forwarded-For only when
         # the peer is in STOREKEEPER_TRUSTED_PROXIES (storekeeper.ratelimit). uvicorn's own
         # rewriting (which believes 127.0.0.1 by default) would be a second rule, and would
