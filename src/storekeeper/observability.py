@@ -87,8 +87,12 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
     root.setLevel(numeric_level)
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
+        # uvicorn turns its access log off (`access_log=False`, as `storekeeper serve` runs
+        # it: the service writes its own) by leaving that logger without handlers and not
+        # propagating; it stays off. Any logger uvicorn did configure hands its records on.
+        enabled = bool(server_logger.handlers) or server_logger.propagate
         server_logger.handlers = []
-        server_logger.propagate = True
+        server_logger.propagate = enabled
         server_logger.setLevel(numeric_level)
 
 

@@ -70,6 +70,9 @@ def test_serve_writes_only_json_lines(tmp_path: Path) -> None:
     assert ("uvicorn.error", "Shutting down") in by_logger
     assert ("uvicorn.error", "Application shutdown complete.") in by_logger
     assert (None, "started") in by_logger and (None, "stopped") in by_logger
+    # uvicorn's access log stays off (`serve` runs it with access_log=False): the service's
+    # own access line is the one per request.
+    assert [r for r in records if r.get("logger") == "uvicorn.access"] == []
     requests = [r for r in records if r["event"] == "request"]
     assert [(r["path"], r["status"]) for r in requests] == [("/health", 200), ("/nope", 404)]
     assert all(r["level"] in {"info", "warning", "error"} and "timestamp" in r for r in records)
