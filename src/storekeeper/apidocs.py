@@ -2,19 +2,21 @@
 
 The documentation pages load their scripts and styles from the service itself (the files
 the `fastapi-offline` package vendors, served under `/docs/assets/`), never from a CDN, so
-they work on a network without internet access. `STOREKEEPER_DOCS_ENABLED=false` removes
+they work on a network without internet access (ReDoc's one image from its CDN, a logo, is
+replaced by an empty one). `STOREKEEPER_DOCS_ENABLED=false` removes
 them, and the landing page then links to neither.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from html import escape
 from pathlib import Path
 
 import fastapi_offline
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -29,6 +31,17 @@ ASSETS = {
     "redoc.standalone.js": "text/javascript",
     "favicon.png": "image/png",
 }
+# ReDoc's sidebar shows Redocly's logo from their CDN: served with an empty image instead
+# (the image then hides itself; the "API docs by Redocly" link stays).
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@cache
+def _asset_bytes(name: str) -> bytes:
+    content = (ASSETS_DIR / name).read_bytes()
+    return content.replace(REDOC_CDN_LOGO, b"data:,") if name == "redoc.standalone.js" else content
+
+
 # `validatorUrl: null`: Swagger UI would otherwise ask validator.swagger.io for a badge.
 SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 
@@ -41,8 +54,8 @@ def docs_router(app: FastAPI) -> APIRouter:
     async def docs_asset(name: str) -> Response:
         if name not in ASSETS:
             raise NotFound("There is no such file.")
-        return FileResponse(
-            ASSETS_DIR / name,
+        return Response(
+            _asset_bytes(name),
             media_type=ASSETS[name],
             headers={"Cache-Control": "public, max-age=86400"},
         )

@@ -102,3 +102,9 @@ async def test_without_docs_the_landing_page_links_none(settings: Settings) -> N
             assert (await client.get(path)).status_code == 404, path
         links = re.findall(r'<a href="([^"]+)">', (await client.get("/")).text)
         assert links == ["/admin", "/health", "/health/ready"]
+
+
+async def test_the_redoc_bundle_asks_for_no_cdn_image(client: httpx.AsyncClient) -> None:
+    bundle = (await client.get("/docs/assets/redoc.standalone.js")).text
+    assert "cdn.redoc.ly" not in bundle
+    assert 'alt:"redocly logo",onError:()=>t(!1),src:"data:,"' in bundle
