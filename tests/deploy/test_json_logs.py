@@ -46,7 +46,7 @@ def test_serve_writes_only_json_lines(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:

@@ -39,7 +39,9 @@ async def test_the_docs_render_without_a_network(browser: Browser, live_server: 
         page = await context.new_page()
 
         await page.goto(f"{live_server.base_url}/docs")
-        await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Storekeeper")
+        await expect(page.locator(".swagger-ui .info .title")).to_contain_text(
+            "Storekeeper", timeout=60_000
+        )
         await expect(page.locator(".opblock").first).to_be_visible()
         assert await page.locator(".opblock").count() > 40
         await page.screenshot(path=str(README_SCREENSHOT))
