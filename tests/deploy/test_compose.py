@@ -19,7 +19,7 @@ from storekeeper.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "tests" / "data" / "compose-spec.json").read_text())
-STORKEEPER_SERVICES = ("migrate", "app", "worker")
+STOREKEEPER_SERVICES = ("migrate", "app", "worker")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_the_services(compose: dict[str, Any]) -> None:
     assert services["app"]["command"] == ["storekeeper", "serve"]
     assert services["worker"]["command"] == ["storekeeper", "worker"]
     assert services["app"]["ports"] == ["${STOREKEEPER_PUBLISHED_PORT:-8000}:8000"]
-    for name in STORKEEPER_SERVICES:
+    for name in STOREKEEPER_SERVICES:
         service = services[name]
         assert service["build"] == "."
         assert service["image"] == "storekeeper:latest"
