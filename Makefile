@@ -1,5 +1,6 @@
 # Storekeeper developer commands. `make run` serves a demo on http://127.0.0.1:8000;
-# `make test` runs the linters, the type checker and the whole test suite.
+# `make test` runs the linters (hadolint on the Dockerfile too), the type checker and the
+# whole test suite.
 # `make bench` runs the benchmark on the local PostgreSQL (see README "Benchmarks");
 # `make bench-quick` is its short form that CI runs.
 
@@ -33,6 +34,7 @@ run: $(STAMP)
 	$(BIN)/storekeeper serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
+	$(BIN)/hadolint --failure-threshold style Dockerfile
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

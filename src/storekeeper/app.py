@@ -14,16 +14,21 @@ from functools import partial
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import disable_created_metrics
+from sqlalchemy import select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper import __version__
 from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.router import router as accounts_router
 from storekeeper.accounts.security import decode_access_token
 from storekeeper.accounts.throttle import LoginThrottle
+from storekeeper.apidocs import docs_router, landing_router
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
-from storekeeper.db import Database, UnitOfWork
+from storekeeper.db import Database, UnitOfWork, utcnow
 from storekeeper.errors import register_error_handlers
+from storekeeper.events import queries as events_queries
 from storekeeper.events.delivery import webhook_sender
 from storekeeper.events.publisher import publish_all
 from storekeeper.events.router import router as events_router
@@ -31,6 +36,7 @@ from storekeeper.health import router as health_router
 from storekeeper.inventory import queries as inventory_queries
 from storekeeper.inventory.expiry import sweep_expired_holds
 from storekeeper.inventory.router import router as inventory_router
+from storekeeper.notifications import queries as notifications_queries
 from storekeeper.notifications.router import router as notifications_router
 from storekeeper.notifications.sender import email_job
 from storekeeper.observability import RequestContextMiddleware, configure_logging
@@ -82,6 +88,24 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
     return jobs
 
 
+async def business_figures(session: AsyncSession, settings: Settings) -> dict[str, int]:
+    """The business gauges of a metrics scrape, read in one statement: each domain gives
+    its figures as a one-row subquery (stock, holds, the outbox backlog, emails), joined
+    side by side."""
+    parts = [
+        inventory_queries.gauge_figures(
+            default_low_threshold=settings.low_stock_threshold, now=utcnow()
+        ),
+        events_queries.gauge_figures(),
+        notifications_queries.gauge_figures(),
+    ]
+    statement = select(*(column for part in parts for column in part.c)).select_from(parts[0])
+    for part in parts[1:]:
+        statement = statement.join(part, true())
+    row = (await session.execute(statement)).one()
+    return {key: int(value or 0) for key, value in row._mapping.items()}
+
+
 async def on_startup(db: Database, settings: Settings) -> None:
     """One-off start-up work; safe when several processes start at once. Without a
     bootstrap admin to ensure it does not touch the database, so a process starts while the
@@ -94,6 +118,8 @@ async def on_startup(db: Database, settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.effective_log_format, settings.log_level)
+    # No `<counter>_created` series: they double the exposition and no dashboard reads them.
+    disable_created_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,15 +143,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         description="Inventory, reservations, carts, checkout and orders for online shops.",
         lifespan=lifespan,
-        # STOREKEEPER_DOCS_ENABLED=false: no /docs, /redoc or /openapi.json (404).
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        # STOREKEEPER_DOCS_ENABLED=false: no /docs, /redoc or /openapi.json (404). The
+        # documentation pages are storekeeper.apidocs's, which load nothing from a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings)
     # The catalog shows availability but does not own stock: the inventory provides it.
     app.state.stock_figures = inventory_queries.STOCK_FIGURES
+    # /metrics reports the domains' business gauges, which the platform module serving it
+    # may not import: read at each scrape with this.
+    app.state.business_figures = partial(business_figures, settings=settings)
     register_error_handlers(app)
     install_openapi(app)
 
@@ -144,6 +174,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(web_router)
     app.include_router(shop_router)
+    if settings.docs_enabled:
+        app.include_router(docs_router(app))
+    app.include_router(landing_router)
 
     # Middleware added first runs innermost: the rate limits run inside CORS (so a 429
     # carries its headers) and inside the request context (request id, access log).

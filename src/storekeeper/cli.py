@@ -16,6 +16,7 @@ from storekeeper.accounts.cli import users_app
 from storekeeper.config import Environment, Settings
 from storekeeper.db import Database
 from storekeeper.inventory.cli import check
+from storekeeper.observability import configure_logging
 from storekeeper.seed import seed as seed_database
 
 app = typer.Typer(help="Storekeeper: inventory, reservations and orders.", no_args_is_help=True)
@@ -45,9 +46,13 @@ WORKER_HEALTHCHECK_SECONDS = 30
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(1, min=1, max=64, help="Server processes."),
+    # The variables are the container image's way to set them (its entrypoint runs
+    # `storekeeper serve` with no options).
+    host: str = typer.Option("127.0.0.1", envvar="STOREKEEPER_HOST", help="Interface to bind."),
+    port: int = typer.Option(8000, envvar="STOREKEEPER_PORT", help="TCP port."),
+    workers: int = typer.Option(
+        1, min=1, max=64, envvar="STOREKEEPER_WORKERS", help="Server processes."
+    ),
     worker_healthcheck_seconds: int = typer.Option(
         WORKER_HEALTHCHECK_SECONDS,
         min=1,
@@ -61,6 +66,9 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: let /metrics add up all of them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="storekeeper-metrics-")
+    # uvicorn's lines go through the service's logging (one format on stderr): configured
+    # here for the supervising process, and again by each worker's app.
+    configure_logging(settings.effective_log_format, settings.log_level)
     uvicorn.run(
         "storekeeper.main:app",
         host=host,
@@ -69,6 +77,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,
         # One rule for the client address: the app takes it from X-Forwarded-For only when
         # the peer is in STOREKEEPER_TRUSTED_PROXIES (storekeeper.ratelimit). uvicorn's own
         # rewriting (which believes 127.0.0.1 by default) would be a second rule, and would
@@ -94,6 +103,43 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     settings = Settings()
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"Database at revision {revision}.")
+
+
+async def _wait_for_database(settings: Settings, seconds: float, interval: float) -> str | None:
+    """Ping the database until it answers or `seconds` have passed; returns None once it
+    answered, else the last failure (each failure is printed: the wait is not silent)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    db = Database(settings)
+    try:
+        while True:
+            try:
+                await db.ping(within_seconds=max(0.5, min(5.0, deadline - loop.time())))
+                return None
+            except Exception as exc:
+                failure = f"{type(exc).__name__}: {exc}".strip()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return failure
+            typer.echo(f"Waiting for the database ({failure})", err=True)
+            await asyncio.sleep(min(interval, remaining))
+    finally:
+        await db.dispose()
+
+
+@db_app.command("wait")
+def db_wait(
+    timeout: float = typer.Option(60.0, min=0, help="Seconds to keep trying."),
+    interval: float = typer.Option(1.0, min=0.05, help="Seconds between attempts."),
+) -> None:
+    """Wait until the database accepts connections; exit 1 when it has not within
+    `--timeout` seconds (container start-up: the database may start after the service)."""
+    settings = Settings()
+    failure = asyncio.run(_wait_for_database(settings, timeout, interval))
+    if failure is not None:
+        typer.echo(f"The database did not answer within {timeout:g} s: {failure}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("The database answers.")
 
 
 @db_app.command("current")

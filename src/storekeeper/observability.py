@@ -42,7 +42,18 @@ HTTP_LATENCY = Histogram(
 )
 
 
+# The standard-library loggers of the server itself; their records are rendered by the
+# same processors as the service's own (so `LOG_FORMAT=json` gives one format on stderr).
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+_HANDLER_NAME = "storekeeper"
+
+
 def configure_logging(log_format: str, level: str = "INFO") -> None:
+    """structlog for the service's own lines, and the same rendering for every standard
+    `logging` record (uvicorn's start-up, shutdown and error lines, libraries' warnings):
+    a handler on the root logger formats them with structlog's `ProcessorFormatter`, and
+    uvicorn's loggers hand their records to it instead of keeping handlers of their own."""
+    numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -56,12 +67,33 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
         renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    # Configuring again replaces this function's handler, not those others attached (a
+    # test runner's capture, for one).
+    root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
+    root.setLevel(numeric_level)
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        # uvicorn turns its access log off (`access_log=False`, as `storekeeper serve` runs
+        # it: the service writes its own) by leaving that logger without handlers and not
+        # propagating; it stays off. Any logger uvicorn did configure hands its records on.
+        enabled = bool(server_logger.handlers) or server_logger.propagate
+        server_logger.handlers = []
+        server_logger.propagate = enabled
+        server_logger.setLevel(numeric_level)
 
 
 AUDIT_LOGGER = "storekeeper.audit"

@@ -33,8 +33,10 @@ async def _create_user(
 @users_app.command("create")
 def create(
     email: str = typer.Option(..., help="The sign-in email."),
+    # Not `...` (required): it is asked for when omitted, so `--help` must not call it
+    # required. A prompted value is never None.
     password: str = typer.Option(
-        ...,
+        None,
         prompt=True,
         hide_input=True,
         confirmation_prompt=True,

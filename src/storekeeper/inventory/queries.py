@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    Subquery,
     and_,
     any_,
     bindparam,
@@ -556,3 +557,35 @@ class CatalogStockFigures:
 
 
 STOCK_FIGURES: StockFigures = CatalogStockFigures()
+
+
+def gauge_figures(*, default_low_threshold: int, now: datetime) -> Subquery:
+    """The inventory's business gauges as one row, for the one statement a metrics scrape
+    runs: `stock_out` (levels of live SKUs at active locations with nothing available),
+    `stock_low` (something available, but at most the SKU's low-stock threshold or
+    `default_low_threshold`), `holds_live` (held and not expired at `now`)."""
+    available = available_of(levels)
+    threshold = func.coalesce(skus.c.low_stock_threshold, default_low_threshold)
+    holds = (
+        select(func.count())
+        .select_from(reservations)
+        .where(
+            reservations.c.status == ReservationStatus.HELD.value,
+            reservations.c.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            func.coalesce(func.sum(case((available <= 0, 1), else_=0)), 0).label("stock_out"),
+            func.coalesce(
+                func.sum(case(((available > 0) & (available <= threshold), 1), else_=0)), 0
+            ).label("stock_low"),
+            holds.label("holds_live"),
+        )
+        .select_from(levels)
+        .join(skus, skus.c.id == levels.c.sku_id)
+        .join(locations, locations.c.id == levels.c.location_id)
+        .where(skus.c.is_deleted.is_(False), locations.c.is_active.is_(True))
+        .subquery("inventory_gauges")
+    )

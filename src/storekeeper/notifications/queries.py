@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.errors import ValidationFailed
@@ -95,3 +95,14 @@ async def list_emails(
     rows = (await session.execute(query.order_by(Email.id.desc()).limit(limit + 1))).all()
     items, next_cursor = page_of(rows, limit, lambda row: [row.id])
     return EmailPage([EmailView(**row._asdict()) for row in items], next_cursor)
+
+
+def gauge_figures() -> Subquery:
+    """Emails waiting to be sent (pending, or failed and waiting for a retry) as one row,
+    for the metrics scrape's one statement: `emails_pending`."""
+    pending = (
+        select(func.count())
+        .select_from(Email)
+        .where(Email.status.in_([EmailStatus.PENDING, EmailStatus.FAILED]))
+    )
+    return select(pending.scalar_subquery().label("emails_pending")).subquery("email_gauges")
