@@ -88,8 +88,7 @@ async def test_the_landing_page_links_what_the_service_serves(client: httpx.Asyn
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     links = re.findall(r'<a href="([^"]+)">', response.text)
-    # No /shop route yet: no link to it.
-    assert links == ["/docs", "/redoc", "/admin", "/health", "/health/ready"]
+    assert links == ["/docs", "/redoc", "/shop", "/admin", "/health", "/health/ready"]
     for link in links:
         # /admin sends a visitor who is not signed in to the sign-in page.
         assert (await client.get(link)).status_code == (303 if link == "/admin" else 200), link
@@ -101,7 +100,7 @@ async def test_without_docs_the_landing_page_links_none(settings: Settings) -> N
         for path in ("/docs", "/redoc", "/openapi.json", "/docs/assets/swagger-ui.css"):
             assert (await client.get(path)).status_code == 404, path
         links = re.findall(r'<a href="([^"]+)">', (await client.get("/")).text)
-        assert links == ["/admin", "/health", "/health/ready"]
+        assert links == ["/shop", "/admin", "/health", "/health/ready"]
 
 
 async def test_the_redoc_bundle_asks_for_no_cdn_image(client: httpx.AsyncClient) -> None:
