@@ -125,8 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
 
     # Each domain's router sits directly under the app, not under one more router for the
-    # prefix: every level of inclusion is matched twice per request. The flash-sale paths
-    # (holds, checkout) come first; the domains' paths never overlap, so order is free.
+    # prefix: every level of inclusion is matched twice per request, and every route in
+    # front of the one a request is for is tried first. The probes (/health, a handful of
+    # routes polled by load balancers many times a second) come first, then the flash-sale
+    # paths (holds, checkout); the domains' paths never overlap, so order is free.
+    app.include_router(health_router)
     for domain_router in (
         inventory_router,
         orders_router,
@@ -136,7 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications_router,
     ):
         app.include_router(domain_router, prefix=API_PREFIX)
-    app.include_router(health_router)
     app.include_router(web_router)
 
     # Middleware added first runs innermost: the rate limits run inside CORS (so a 429
