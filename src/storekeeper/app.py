@@ -20,6 +20,7 @@ from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.router import router as accounts_router
 from storekeeper.accounts.security import decode_access_token
 from storekeeper.accounts.throttle import LoginThrottle
+from storekeeper.catalog.cache import CatalogCache
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await runner.stop()
+            await app.state.catalog_cache.close()
             await db.dispose()
             log.info("stopped")
 
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings)
     # The catalog shows availability but does not own stock: the inventory provides it.
     app.state.stock_figures = inventory_queries.STOCK_FIGURES
+    app.state.catalog_cache = CatalogCache(settings)
     register_error_handlers(app)
 
     # Each domain's router sits directly under the app, not under one more router for the

@@ -17,7 +17,7 @@ catalog does not own stock: functions that show or filter by availability take t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from sqlalchemy.sql.expression import TextClause
 
 from storekeeper.accounts.models import User
 from storekeeper.accounts.policy import is_staff
+from storekeeper.catalog.cache import CachedRead, CatalogCache, cached_read, touch_catalog
 from storekeeper.catalog.models import SEARCH_VECTOR_SQL, Category, Product, Sku
 from storekeeper.catalog.schemas import (
     CategoryCreate,
@@ -280,6 +281,7 @@ async def _move_subtree(
     old_path = category.path
     new_path = f"{new_parent.path if new_parent is not None else ROOT_PATH}{category.id}/"
     depth_delta = (new_parent.depth + 1 if new_parent is not None else 0) - category.depth
+    await touch_catalog(session)
     await session.execute(
         update(Category)
         .where(subtree_condition(Category.path, old_path))
@@ -638,6 +640,7 @@ async def delete_product(session: AsyncSession, product_id: int) -> None:
     product.is_deleted = True
     product.version += 1
     await session.flush()
+    await touch_catalog(session)
     await session.execute(
         update(Sku)
         .where(Sku.product_id == product_id, Sku.is_deleted.is_(False))
@@ -769,6 +772,55 @@ async def list_products_for(
         stock=stock,
     )
     return Page(await _product_views(session, page.rows, stock=stock), page.next_cursor)
+
+
+async def list_products_cached(
+    session: AsyncSession,
+    viewer: User | None,
+    filters: ProductFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+    stock: StockFigures,
+    cache: CatalogCache,
+    name: str,
+    if_none_match: str | None,
+    render: Callable[[Page], bytes],
+) -> CachedRead:
+    """The public product list (no deleted rows) through the catalog cache: "not
+    modified" for a caller holding the current tag, else the page `render`ed, from the
+    cache when it holds page `name` of this version and window."""
+
+    async def compute() -> bytes:
+        page = await list_products_for(
+            session, viewer, filters, include_deleted=False, limit=limit, cursor=cursor, stock=stock
+        )
+        return render(page)
+
+    return await cached_read(session, cache, name, if_none_match, compute)
+
+
+async def get_product_cached(
+    session: AsyncSession,
+    viewer: User | None,
+    product_id: int,
+    *,
+    stock: StockFigures,
+    cache: CatalogCache,
+    name: str,
+    if_none_match: str | None,
+    render: Callable[[ProductView], bytes],
+) -> CachedRead:
+    """A public product (404 when deleted) through the catalog cache, like
+    `list_products_cached`."""
+
+    async def compute() -> bytes:
+        view = await get_product_for(
+            session, viewer, product_id, include_deleted=False, stock=stock
+        )
+        return render(view)
+
+    return await cached_read(session, cache, name, if_none_match, compute)
 
 
 async def get_product_for(
