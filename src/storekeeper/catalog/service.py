@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
+    Select,
     String,
     and_,
     exists,
@@ -507,6 +509,15 @@ async def list_products(
 ) -> Page:
     """A page of products in id order, each of `filters` narrowing it; `in_stock` is
     decided by the availability `stock` gives."""
+    stmt = await _product_list_statement(
+        session, filters, include_deleted=include_deleted, stock=stock
+    )
+    return await _paginate(session, stmt, Product.id, limit, cursor)
+
+
+async def _product_list_statement(
+    session: AsyncSession, filters: ProductFilters, *, include_deleted: bool, stock: StockFigures
+) -> Select[Any]:
     stmt = select(Product)
     if not include_deleted:
         stmt = stmt.where(Product.is_deleted.is_(False))
@@ -530,7 +541,78 @@ async def list_products(
     if filters.in_stock is not None:
         in_stock = _has_live_sku(stock.sku_available(Sku.id) > 0)
         stmt = stmt.where(in_stock if filters.in_stock else ~in_stock)
-    return await _paginate(session, stmt, Product.id, limit, cursor)
+    return stmt
+
+
+# What the API shows of a product and of a SKU, read as plain rows (no ORM objects).
+PRODUCT_COLUMNS = (
+    Product.id,
+    Product.name,
+    Product.description,
+    Product.category_id,
+    Product.attributes,
+    Product.version,
+    Product.is_deleted,
+    Product.created_at,
+    Product.updated_at,
+)
+SKU_COLUMNS = (
+    Sku.id,
+    Sku.code,
+    Sku.product_id,
+    Sku.price_cents,
+    Sku.currency,
+    Sku.attributes,
+    Sku.low_stock_threshold,
+    Sku.max_per_customer,
+    Sku.version,
+    Sku.is_deleted,
+    Sku.created_at,
+    Sku.updated_at,
+)
+
+
+@dataclass
+class ProductRows:
+    """A page of products as rows (`PRODUCT_COLUMNS`), each product's live SKUs as rows
+    (`SKU_COLUMNS` and `available`) in id order, and the cursor of the next page."""
+
+    products: list[Row[Any]]
+    skus: dict[int, list[Row[Any]]]
+    next_cursor: str | None
+
+
+async def list_product_rows(
+    session: AsyncSession,
+    filters: ProductFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+    stock: StockFigures,
+) -> ProductRows:
+    """The public product list (no deleted rows) as rows, for rendering straight into the
+    response: two statements whatever the page size (the products; their live SKUs with
+    each one's availability)."""
+    stmt = await _product_list_statement(session, filters, include_deleted=False, stock=stock)
+    after = decode_id_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Product.id > after)
+    rows = (
+        await session.execute(
+            stmt.with_only_columns(*PRODUCT_COLUMNS).order_by(Product.id).limit(limit + 1)
+        )
+    ).all()
+    products, next_cursor = page_of(rows, limit, lambda row: [row.id])
+    skus: dict[int, list[Row[Any]]] = {product.id: [] for product in products}
+    if products:
+        sku_rows = await session.execute(
+            select(*SKU_COLUMNS, stock.sku_available(Sku.id).label("available"))
+            .where(Sku.product_id.in_(list(skus)), Sku.is_deleted.is_(False))
+            .order_by(Sku.product_id, Sku.id)
+        )
+        for sku in sku_rows:
+            skus[sku.product_id].append(sku)
+    return ProductRows(list(products), skus, next_cursor)
 
 
 def _has_live_sku(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -785,17 +867,16 @@ async def list_products_cached(
     cache: CatalogCache,
     name: str,
     if_none_match: str | None,
-    render: Callable[[Page], bytes],
+    render: Callable[[ProductRows], bytes],
 ) -> CachedRead:
     """The public product list (no deleted rows) through the catalog cache: "not
     modified" for a caller holding the current tag, else the page `render`ed, from the
     cache when it holds page `name` of this version and window."""
 
     async def compute() -> bytes:
-        page = await list_products_for(
-            session, viewer, filters, include_deleted=False, limit=limit, cursor=cursor, stock=stock
+        return render(
+            await list_product_rows(session, filters, limit=limit, cursor=cursor, stock=stock)
         )
-        return render(page)
 
     return await cached_read(session, cache, name, if_none_match, compute)
 
