@@ -350,7 +350,8 @@ def _sku_json(sku: Any, threshold: int) -> dict[str, Any]:
         "price_cents": sku.price_cents,
         "currency": sku.currency,
         "attributes": sku.attributes,
-        "available": sku.available,
+        # A sum: NUMERIC on PostgreSQL, read as a Decimal.
+        "available": int(sku.available),
         "low_stock_threshold": (
             sku.low_stock_threshold if sku.low_stock_threshold is not None else threshold
         ),
