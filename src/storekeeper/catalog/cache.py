@@ -1,25 +1,24 @@
 """Caching of public catalog reads: the catalog version, ETags, Cache-Control and the
 Redis cache-aside store.
 
+The `ETag` is strong: a hash of the page's bytes, so `If-None-Match` gets a `304` exactly
+when the caller has what it would be sent now (also after its max-age ran out, when
+nothing changed).
+
 What a cached page may be behind by, and why:
 - Catalog edits (categories, products, SKUs: names, prices, deletions) are never served
   stale. Every unit of work that changes one adds one to the single `catalog_versions`
-  row before it commits (`_note_catalog_changes`, an ORM flush hook, and `touch_catalog`
-  for the few bulk UPDATEs); a page's tag and Redis key carry that number, so the first
-  read after the commit misses every cache.
+  row in its own transaction (`_note_catalog_changes`, an ORM flush hook, and
+  `touch_catalog` for the few bulk UPDATEs); Redis keys carry that number, so the first
+  read after the commit misses the cache.
 - Availability (the `available` of each SKU) is not in the version: bumping one row on
   every hold, release and checkout would make that row the hottest of the database and
-  serialise every hold behind it. Instead the tag also carries the number of the
-  `max_age`-second time window the page was read in (`window_of`), Redis keys too, and
-  `Cache-Control: max-age` is the time left in that window. A page read at time t is
-  therefore served (from Redis, by a 304 or from a browser's or CDN's cache) only until
-  the window it was read in ends: availability in a cached page is at most `max_age`
-  seconds old. The hold and checkout paths never read through this cache.
-
-One tag covers every page of the window and version; a page's ETag is still specific to
-it because caches compare it only with the tag they stored for the same URL. The tag is
-not a hash of the body: two processes reading the same page in the same window may see
-different availability under one tag, which the window bounds as above.
+  serialise every hold behind it. Instead Redis keys also carry the number of the
+  `max_age`-second time window the page was read in (`window_of`), and
+  `Cache-Control: max-age` is the time left in that window: a page read at time t is
+  served from Redis, or reused by a browser or CDN, only until the window it was read in
+  ends, so availability in a cached page is at most `max_age` seconds old. The hold and
+  checkout paths never read through this cache.
 
 Redis (`STOREKEEPER_REDIS_URL`) is an optimisation only: with it down, or slow, reads
 are computed from the database like without it (never an error), and it is not tried
@@ -32,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -118,9 +118,8 @@ async def catalog_version(session: AsyncSession) -> int:
 
 @dataclass(frozen=True)
 class Freshness:
-    """The tag of what is read now and how long it may be reused."""
+    """The window a page is read in and how long it may be reused."""
 
-    etag: str
     max_age: int
     window: int
 
@@ -128,23 +127,29 @@ class Freshness:
     def cache_control(self) -> str:
         return f"public, max-age={self.max_age}"
 
-    def matches(self, if_none_match: str | None) -> bool:
-        """`If-None-Match` names this tag (or is `*`)."""
-        if not if_none_match:
-            return False
-        candidates = {tag.strip() for tag in if_none_match.split(",")}
-        return "*" in candidates or self.etag in candidates
-
 
 def window_of(now: float, max_age: int) -> int:
     return math.floor(now / max_age)
 
 
-def freshness(version: int, max_age: int) -> Freshness:
+def freshness(max_age: int) -> Freshness:
     now = clock()
     window = window_of(now, max_age)
     left = max(0, math.floor((window + 1) * max_age - now))
-    return Freshness(etag=f'"c{version}.{window}"', max_age=left, window=window)
+    return Freshness(max_age=left, window=window)
+
+
+def etag_of(body: bytes) -> str:
+    """A strong tag: the same bytes, and only they, have it."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def matches(etag: str, if_none_match: str | None) -> bool:
+    """`If-None-Match` names this tag (or is `*`)."""
+    if not if_none_match:
+        return False
+    candidates = {tag.strip() for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
 
 
 # -- Redis -----------------------------------------------------------------------------------
@@ -225,9 +230,10 @@ class CatalogCache:
 
 @dataclass(frozen=True)
 class CachedRead:
-    """A catalog page as the service hands it to the router: its freshness, and its
-    rendered body unless the caller's copy is current (`not_modified`)."""
+    """A catalog page as the service hands it to the router: its tag and freshness, and
+    its rendered body unless the caller's copy is the same (`not_modified`)."""
 
+    etag: str
     fresh: Freshness
     body: bytes | None
 
@@ -243,10 +249,12 @@ async def cached_read(
     if_none_match: str | None,
     compute: Callable[[], Awaitable[bytes]],
 ) -> CachedRead:
-    """Read the version (one statement), answer "not modified" when the caller has this
-    tag, else the page from the cache or `compute`."""
+    """The page from the cache (under the catalog version, one statement) or `compute`;
+    "not modified" when the caller already has these bytes."""
     version = await catalog_version(session)
-    fresh = freshness(version, cache.max_age)
-    if fresh.matches(if_none_match):
-        return CachedRead(fresh, None)
-    return CachedRead(fresh, await cache.fetch(name, fresh, version, compute))
+    fresh = freshness(cache.max_age)
+    body = await cache.fetch(name, fresh, version, compute)
+    etag = etag_of(body)
+    if matches(etag, if_none_match):
+        return CachedRead(etag, fresh, None)
+    return CachedRead(etag, fresh, body)

@@ -392,7 +392,7 @@ def _cache_name(request: Request) -> str:
 
 
 def _cached_response(read: CachedRead) -> Response:
-    headers = {"ETag": read.fresh.etag, "Cache-Control": read.fresh.cache_control}
+    headers = {"ETag": read.etag, "Cache-Control": read.fresh.cache_control}
     if read.body is None:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(read.body, media_type=JSON, headers=headers)

@@ -4,7 +4,7 @@ Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-07
 
-Public catalog reads are cached (HTTP ETags, Redis) under this number: every unit of work
+Public catalog reads are cached in Redis under this number: every unit of work
 that changes a category, product or SKU adds one to it before it commits, so a cached
 page names the catalog it was read from. Stock changes do not touch it (see
 `storekeeper.catalog.cache`).
