@@ -78,6 +78,7 @@ def run_wrk(
     threads: int = 2,
     seconds: float = 10.0,
     run_id: str = "run",
+    header: str | None = None,
 ) -> LoadResult:
     command = [
         ensure_wrk(),
@@ -97,6 +98,7 @@ def run_wrk(
         sku_prefix,
         str(sku_count),
         run_id,
+        header or "-",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -91,6 +91,61 @@ def targets(results: list[Result]) -> list[Target]:
     ]
 
 
+def ratios(results: list[Result]) -> list[Target]:
+    """The ratios against the framework's floor (bench/lean_app.py), all from one run."""
+    lean_noop = _throughput(_find(results, "ceiling-lean-noop"))
+    lean_update = _throughput(_find(results, "ceiling-lean-update"))
+    health = _find(results, "ceiling-noop")
+    hot = _find(results, "hot-hold", "atomic")
+    checkout = _find(results, "checkout", "atomic")
+    return [
+        Target("/health / lean noop", _ratio(_throughput(health), lean_noop), 0.7, at_most=False),
+        Target(
+            "hot-hold(atomic) / lean update",
+            _ratio(_throughput(hot), lean_update),
+            0.5,
+            at_most=False,
+        ),
+        Target(
+            "browse-first (50 products) / lean noop",
+            _ratio(_throughput(_find(results, "browse-first")), lean_noop),
+            0.15,
+            at_most=False,
+        ),
+        Target(
+            "browse-cached (Redis) / lean noop",
+            _ratio(_throughput(_find(results, "browse-cached")), lean_noop),
+            0.4,
+            at_most=False,
+        ),
+        Target(
+            "checkout flows(atomic) / hot-hold(atomic)",
+            _ratio(_throughput(checkout), _throughput(hot)),
+            0.25,
+            at_most=False,
+        ),
+        Target(
+            "hot-hold(atomic) p99 at 64 clients",
+            hot.p99_ms if hot else None,
+            150,
+            at_most=True,
+            unit=" ms",
+        ),
+    ]
+
+
+def ratios_table(results: list[Result]) -> str:
+    """The ratios as a Markdown table (the one README "Benchmarks" shows)."""
+    lines = ["| ratio | measured | target | verdict |", "|---|---|---|---|"]
+    for ratio in ratios(results):
+        shown = "n/a" if ratio.value is None else f"{ratio.value:.2f}{ratio.unit}"
+        relation = "≤" if ratio.at_most else "≥"
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[ratio.met]
+        target = f"{relation} {ratio.limit}{ratio.unit}"
+        lines.append(f"| {ratio.name} | {shown} | {target} | {verdict} |")
+    return "\n".join(lines)
+
+
 def _cell(value: Any, digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -161,6 +216,7 @@ def write_json(path: Path, results: list[Result], meta: dict[str, Any]) -> None:
         "meta": meta,
         "results": [dataclasses.asdict(r) for r in results],
         "targets": [{**dataclasses.asdict(t), "met": t.met} for t in targets(results)],
+        "ratios": [{**dataclasses.asdict(t), "met": t.met} for t in ratios(results)],
     }
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 

@@ -35,6 +35,8 @@ from bench.server import RunningServer, serve
 DEFAULT_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS_DIR = REPO / "bench" / "results"
 CEILING_APP = "bench.ceiling_app:app"
+LEAN_APP = "bench.lean_app:app"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         choices=["ceilings", "holds", "sell-out", "checkout", "expiry", "browse", "check"],
         help="scenario groups to leave out",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("STOREKEEPER_BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis for the browse-cached scenario (keys namespaced by this run's database)",
     )
     parser.add_argument("--chart", type=Path, help="also copy the chart to this path")
     parser.add_argument("--json", type=Path, help="also copy the JSON results to this path")
@@ -122,6 +129,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
             with serve(ctx.server_settings(), log_dir, app=CEILING_APP, label="ceiling") as server:
                 record(await scenarios.ceiling_update(ctx, server), server)
             await scenarios.reset_ceiling_row(ctx)
+            await lean_ceilings(ctx, log_dir, record)
 
         for strategy in args.strategies:
             print(f"locking strategy {strategy}", flush=True)
@@ -146,7 +154,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 if strategy == args.strategies[-1]:
                     # Reading the catalog does not depend on the locking strategy: the last
                     # strategy's server serves it, which saves starting another one.
-                    await browse_and_check(ctx, server, skip, record)
+                    await browse_and_check(ctx, server, skip, record, args.redis_url)
         completed = True
     finally:
         await bench_db.drop()
@@ -162,6 +170,7 @@ async def browse_and_check(
     server: RunningServer,
     skip: set[str],
     record: Callable[[Result, RunningServer | None], None],
+    redis_url: str,
 ) -> None:
     """The large catalog is seeded only now, after the stock scenarios, so that their
     consistency checks do not walk a million levels."""
@@ -180,8 +189,32 @@ async def browse_and_check(
     if "browse" not in skip:
         for result in await scenarios.browse(ctx, server):
             record(result, server)
+        await cached_browse(ctx, record, redis_url)
     if "check" not in skip:
         record(scenarios.check_command(ctx), None)
+
+
+async def lean_ceilings(
+    ctx: Context, log_dir: Path, record: Callable[[Result, RunningServer | None], None]
+) -> None:
+    """The framework's floor: the bare FastAPI + asyncpg app, started like every server."""
+    with serve(ctx.server_settings(), log_dir, app=LEAN_APP, label="lean") as server:
+        record(await scenarios.ceiling_lean_noop(ctx, server), server)
+        record(await scenarios.ceiling_lean_update(ctx, server), server)
+    await scenarios.reset_ceiling_row(ctx)
+
+
+async def cached_browse(
+    ctx: Context,
+    record: Callable[[Result, RunningServer | None], None],
+    redis_url: str,
+) -> None:
+    """`browse-cached` and `browse-304` on a server with the Redis catalog cache on (a
+    304 is decided by the page's bytes: from Redis, one statement and a hash)."""
+    settings = scenarios.cached_settings(ctx, redis_url)
+    with serve(settings, ctx.log_dir, label="cached") as cached:
+        record(await scenarios.browse_cached(ctx, cached), cached)
+        record(await scenarios.browse_304(ctx, cached), cached)
 
 
 def machine() -> dict[str, Any]:
@@ -221,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for target in report.targets(results):
         print(target.describe())
+    print()
+    print(report.ratios_table(results))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = begun.strftime("%Y%m%dT%H%M%SZ")
     json_path = RESULTS_DIR / f"bench-{meta['mode']}-{stamp}.json"

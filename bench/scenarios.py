@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import random
 import subprocess
 import time
@@ -839,4 +840,126 @@ def check_command(ctx: Context) -> Result:
             f"`storekeeper check` exit {completed.returncode}: "
             f"{(completed.stdout + completed.stderr)[-500:]}"
         )
+    return result
+
+
+# -- the framework's floor and cached reads --------------------------------------------------
+
+
+async def ceiling_lean_noop(ctx: Context, server: RunningServer) -> Result:
+    """The bare FastAPI app's constant answer (bench/lean_app.py): the floor `/health`
+    is compared with."""
+    path = "/lean/noop"
+    if ctx.sizes.warmup_seconds:
+        run_wrk(server.base_url, method="GET", path=path, seconds=ctx.sizes.warmup_seconds)
+    load, cores = await measured(
+        ctx,
+        server,
+        run_wrk,
+        server.base_url,
+        method="GET",
+        path=path,
+        connections=CONNECTIONS,
+        seconds=ctx.sizes.seconds,
+    )
+    return result_from_load("ceiling-lean-noop", "-", load, cores, 200)
+
+
+async def ceiling_lean_update(ctx: Context, server: RunningServer) -> Result:
+    """The bare FastAPI app's conditional hot-row UPDATE on a plain asyncpg pool: the
+    floor a hot hold is compared with."""
+    conn = await ctx.db.connect()
+    try:
+        hot_level = await seed.level_id(conn, seed.CEILING_SKU)
+    finally:
+        await conn.close()
+    path = f"/lean/update/{hot_level}"
+    if ctx.sizes.warmup_seconds:
+        run_wrk(server.base_url, method="POST", path=path, seconds=ctx.sizes.warmup_seconds)
+        await wait_until_quiet(ctx)
+    load, cores = await measured(
+        ctx,
+        server,
+        run_wrk,
+        server.base_url,
+        method="POST",
+        path=path,
+        connections=CONNECTIONS,
+        seconds=ctx.sizes.seconds,
+    )
+    return result_from_load("ceiling-lean-update", "-", load, cores, 200)
+
+
+def cached_settings(ctx: Context, redis_url: str) -> ServerSettings:
+    """The service with the Redis catalog cache on, its keys in a namespace of this run's
+    own (a cache filled by an earlier run of another database must not answer)."""
+    return dataclasses.replace(
+        ctx.server_settings(),
+        extra=(
+            ("STOREKEEPER_REDIS_URL", redis_url),
+            ("STOREKEEPER_CACHE_KEY_PREFIX", f"{ctx.db.name}:catalog"),
+        ),
+    )
+
+
+FIRST_PAGE = f"{API}/products?limit=50"
+
+
+async def browse_cached(ctx: Context, server: RunningServer) -> Result:
+    """`browse-first` on a server with the Redis catalog cache: after the first request
+    fills it, every page comes from Redis. The cached page must be the uncached one."""
+    if reason := ctx.missing(f"{API}/products"):
+        return Result("browse-cached", "-", skipped=reason)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+        first = await http.get(FIRST_PAGE)
+        again = await http.get(FIRST_PAGE)
+    if ctx.sizes.warmup_seconds:
+        run_wrk(server.base_url, method="GET", path=FIRST_PAGE, connections=16, seconds=1)
+    load, cores = await measured(
+        ctx,
+        server,
+        run_wrk,
+        server.base_url,
+        method="GET",
+        path=FIRST_PAGE,
+        connections=16,
+        seconds=ctx.sizes.seconds,
+    )
+    result = result_from_load("browse-cached", "-", load, cores, 200)
+    if first.status_code != 200 or again.content != first.content:
+        result.failures.append("the cached first page differs from the uncached one")
+    return result
+
+
+async def browse_304(ctx: Context, server: RunningServer) -> Result:
+    """The first page asked again with the `ETag` it was served with: `304`, no body."""
+    if reason := ctx.missing(f"{API}/products"):
+        return Result("browse-304", "-", skipped=reason)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+        etag = (await http.get(FIRST_PAGE)).headers.get("etag")
+    if not etag:
+        return Result("browse-304", "-", skipped="no ETag on the product list")
+    header = f"If-None-Match: {etag}"
+    if ctx.sizes.warmup_seconds:
+        run_wrk(
+            server.base_url,
+            method="GET",
+            path=FIRST_PAGE,
+            connections=16,
+            seconds=1,
+            header=header,
+        )
+    load, cores = await measured(
+        ctx,
+        server,
+        run_wrk,
+        server.base_url,
+        method="GET",
+        path=FIRST_PAGE,
+        connections=16,
+        seconds=ctx.sizes.seconds,
+        header=header,
+    )
+    result = result_from_load("browse-304", "-", load, cores, 304)
+    result.details["etag"] = etag
     return result

@@ -35,6 +35,8 @@ class ServerSettings:
     max_overflow: int = 0
     expiry_interval_seconds: float = 1.0
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    # More STOREKEEPER_* settings for one scenario's server (Redis for `browse-cached`).
+    extra: tuple[tuple[str, str], ...] = ()
 
     def environment(self) -> dict[str, str]:
         return {
@@ -48,6 +50,7 @@ class ServerSettings:
             "STOREKEEPER_LOG_LEVEL": "WARNING",
             "STOREKEEPER_RATE_LIMIT_ENABLED": "false",
             "STOREKEEPER_EXPIRY_INTERVAL_SECONDS": str(self.expiry_interval_seconds),
+            **dict(self.extra),
         }
 
 

@@ -1,7 +1,7 @@
 -- One wrk script for every open-loop scenario of the benchmark.
 --
 -- Arguments (after `--`): method, path, body template ("-" for none), bearer token ("-" for
--- none), SKU prefix, SKU count, run id. In the path and body, "{sku}" becomes a SKU code
+-- none), SKU prefix, SKU count, run id, and optionally one more request header ("Name: value"). In the path and body, "{sku}" becomes a SKU code
 -- (the prefix alone when the count is 0, else prefix .. random 1..count) and "{n}" a value
 -- unique to this request across all threads. Every response status is counted per thread;
 -- done() prints one JSON line that the runner parses.
@@ -24,6 +24,10 @@ function init(args)
   sku_prefix = args[5]
   sku_count = tonumber(args[6])
   run_id = args[7]
+  if args[8] and args[8] ~= "-" then
+    local name, value = args[8]:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
   counter = 0
   statuses = {}
   math.randomseed(os.time() * 1000 + thread_id)

@@ -24,6 +24,7 @@ from storekeeper.accounts.router import router as accounts_router
 from storekeeper.accounts.security import decode_access_token
 from storekeeper.accounts.throttle import LoginThrottle
 from storekeeper.apidocs import docs_router, landing_router
+from storekeeper.catalog.cache import CatalogCache
 from storekeeper.catalog.router import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork, utcnow
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await runner.stop()
+            await app.state.catalog_cache.close()
             await db.dispose()
             log.info("stopped")
 
@@ -156,12 +158,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /metrics reports the domains' business gauges, which the platform module serving it
     # may not import: read at each scrape with this.
     app.state.business_figures = partial(business_figures, settings=settings)
+    app.state.catalog_cache = CatalogCache(settings)
     register_error_handlers(app)
     install_openapi(app)
 
     # Each domain's router sits directly under the app, not under one more router for the
-    # prefix: every level of inclusion is matched twice per request. The flash-sale paths
-    # (holds, checkout) come first; the domains' paths never overlap, so order is free.
+    # prefix: every level of inclusion is matched twice per request, and every route in
+    # front of the one a request is for is tried first. The probes (/health, a handful of
+    # routes polled by load balancers many times a second) come first, then the flash-sale
+    # paths (holds, checkout); the domains' paths never overlap, so order is free.
+    app.include_router(health_router)
     for domain_router in (
         inventory_router,
         orders_router,
@@ -171,7 +177,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications_router,
     ):
         app.include_router(domain_router, prefix=API_PREFIX)
-    app.include_router(health_router)
     app.include_router(web_router)
     app.include_router(shop_router)
     if settings.docs_enabled:

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: str | None = None
     redis_url: str | None = None
+    # Public catalog reads (product lists and products): Cache-Control max-age, the most
+    # availability in a cached page may lag behind (README "Caching"), and the namespace of
+    # their Redis keys.
+    catalog_cache_max_age_seconds: int = Field(default=5, ge=1, le=3600)
+    cache_key_prefix: str = "storekeeper:catalog"
     rate_limit_enabled: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: Literal["console", "json"] | None = None

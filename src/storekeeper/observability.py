@@ -197,8 +197,9 @@ class RequestContextMiddleware:
             template = _route_template(scope)
             status = str(status_holder["status"])
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, template, status).inc()
-            HTTP_LATENCY.labels(method, template, status).observe(duration)
+            count, latency = _http_series(method, template, status)
+            count.inc()
+            latency.observe(duration)
             access_log.info(
                 "request",
                 method=method,
@@ -208,6 +209,23 @@ class RequestContextMiddleware:
                 duration_ms=round(duration * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+_SERIES: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _http_series(method: str, template: str, status: str) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one (method, route, status), looked up
+    once per process: `labels()` validates and joins the labels on every call. Bounded by
+    the routes times the statuses they answer (unmatched paths share one template)."""
+    key = (method, template, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            HTTP_REQUESTS.labels(method, template, status),
+            HTTP_LATENCY.labels(method, template, status),
+        )
+    return series
 
 
 def _route_template(scope: Scope) -> str:

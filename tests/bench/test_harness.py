@@ -11,7 +11,7 @@ from bench.loadgen import FlowClient, ensure_wrk, percentile
 from bench.report import table, targets
 from bench.scenarios import Result, deep_cursor
 
-from bench import loadgen
+from bench import loadgen, report
 from storekeeper.pagination import decode_cursor, encode_cursor
 
 
@@ -141,3 +141,29 @@ async def test_flow_client_reads_sized_and_chunked_bodies_on_one_connection() ->
     assert requests[0].startswith(b"POST /a HTTP/1.1\r\n")
     assert requests[0].endswith(b'\r\n\r\n{"x":1}')
     assert b"X-Test: 1\r\n" in requests[1]
+
+
+def test_ratios_are_against_the_lean_floor_within_one_run() -> None:
+    results = [
+        _result("ceiling-lean-noop", throughput=10_000.0),
+        _result("ceiling-lean-update", throughput=2_000.0),
+        _result("ceiling-noop", throughput=7_500.0),
+        _result("hot-hold", "atomic", throughput=900.0, p99_ms=120.0),
+        _result("browse-first", throughput=1_000.0),
+        _result("browse-cached", throughput=5_000.0),
+        _result("checkout", "atomic", throughput=200.0),
+    ]
+    verdicts = {
+        ratio.name: (round(ratio.value or 0, 3), ratio.met) for ratio in report.ratios(results)
+    }
+    assert verdicts == {
+        "/health / lean noop": (0.75, True),
+        "hot-hold(atomic) / lean update": (0.45, False),
+        "browse-first (50 products) / lean noop": (0.1, False),
+        "browse-cached (Redis) / lean noop": (0.5, True),
+        "checkout flows(atomic) / hot-hold(atomic)": (0.222, False),
+        "hot-hold(atomic) p99 at 64 clients": (120.0, True),
+    }
+    shown = report.ratios_table(results).splitlines()
+    assert shown[2] == "| /health / lean noop | 0.75 | ≥ 0.7 | met |"
+    assert {ratio.met for ratio in report.ratios([])} == {None}

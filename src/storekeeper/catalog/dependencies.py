@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from storekeeper.catalog.cache import CatalogCache
 from storekeeper.catalog.stock import StockFigures
 
 
@@ -18,3 +19,12 @@ async def get_stock_figures(request: Request) -> StockFigures:
 
 
 StockFiguresDep = Annotated[StockFigures, Depends(get_stock_figures)]
+
+
+async def get_catalog_cache(request: Request) -> CatalogCache:
+    """The catalog read cache of the application (`app.state.catalog_cache`)."""
+    cache: CatalogCache = request.app.state.catalog_cache
+    return cache
+
+
+CatalogCacheDep = Annotated[CatalogCache, Depends(get_catalog_cache)]

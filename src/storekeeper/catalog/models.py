@@ -116,3 +116,15 @@ class Sku(TimestampMixin, Base):
     max_per_customer: Mapped[int | None] = mapped_column()
     version: Mapped[int] = mapped_column(default=1)
     is_deleted: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class CatalogVersion(Base):
+    """The catalog's one version number: one more with every unit of work that changes a
+    category, product or SKU (`storekeeper.catalog.cache`). Public reads are cached under
+    it, so a catalog edit is seen by the next read whatever was cached before."""
+
+    __tablename__ = "catalog_versions"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+import orjson
+from fastapi import APIRouter, Query, Request, Response, status
 
 from storekeeper.accounts.dependencies import OptionalUser, SettingsDep, StaffUser
 from storekeeper.catalog import service
-from storekeeper.catalog.dependencies import StockFiguresDep
+from storekeeper.catalog.cache import CachedRead
+from storekeeper.catalog.dependencies import CatalogCacheDep, StockFiguresDep
 from storekeeper.catalog.models import Category
 from storekeeper.catalog.schemas import (
     CatalogId,
@@ -252,13 +254,19 @@ async def create_product(
 @router.get(
     "/products",
     tags=["products"],
-    responses=problem_responses(ValidationFailed),
+    response_model=Page[ProductOut],
+    responses={
+        **problem_responses(ValidationFailed),
+        304: {"description": "The caller's copy (`If-None-Match`) is current."},
+    },
 )
 async def list_products(
     uow: UnitOfWorkDep,
     settings: SettingsDep,
     user: OptionalUser,
     stock: StockFiguresDep,
+    cache: CatalogCacheDep,
+    request: Request,
     category_id: Annotated[
         CatalogId | None, Query(description="This category and all its descendants.")
     ] = None,
@@ -278,8 +286,13 @@ async def list_products(
     include_deleted: IncludeDeletedQuery = False,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
-) -> Page[ProductOut]:
-    """Products in id order with their live SKUs, filtered; every filter narrows."""
+) -> Response:
+    """Products in id order with their live SKUs, filtered; every filter narrows.
+
+    Without `include_deleted`, the answer is public and cacheable: a strong `ETag` and
+    `Cache-Control: public, max-age=…` (availability in it is at most
+    STOREKEEPER_CATALOG_CACHE_MAX_AGE_SECONDS old; catalog edits are seen at once), and
+    `304` for an `If-None-Match` naming the current tag."""
     if q is not None:
         q = _storable_query(q, "q")
     filters = service.ProductFilters(
@@ -289,6 +302,25 @@ async def list_products(
         max_price_cents=max_price_cents,
         in_stock=in_stock,
     )
+    threshold = settings.low_stock_threshold
+    if not include_deleted:
+
+        def render(rows: service.ProductRows) -> bytes:
+            return _rows_json(rows, threshold)
+
+        read = await uow.run(
+            service.list_products_cached,
+            user,
+            filters,
+            limit=limit,
+            cursor=cursor,
+            stock=stock,
+            cache=cache,
+            name=_cache_name(request),
+            if_none_match=request.headers.get("if-none-match"),
+            render=render,
+        )
+        return _cached_response(read)
     page = await uow.run(
         service.list_products_for,
         user,
@@ -298,10 +330,73 @@ async def list_products(
         cursor=cursor,
         stock=stock,
     )
-    return Page(
-        items=[_product_out(view, settings.low_stock_threshold) for view in page.rows],
-        next_cursor=page.next_cursor,
-    )
+    return Response(_page_json(page, threshold), media_type=JSON)
+
+
+JSON = "application/json"
+
+
+def _page_json(page: service.Page, threshold: int) -> bytes:
+    """The page rendered once (the ProductOut models are built from our own rows; FastAPI
+    would validate them again against the response model before serialising)."""
+    items = [_product_out(view, threshold) for view in page.rows]
+    return Page[ProductOut](items=items, next_cursor=page.next_cursor).model_dump_json().encode()
+
+
+def _sku_json(sku: Any, threshold: int) -> dict[str, Any]:
+    return {
+        "id": sku.id,
+        "code": sku.code,
+        "product_id": sku.product_id,
+        "price_cents": sku.price_cents,
+        "currency": sku.currency,
+        "attributes": sku.attributes,
+        # A sum: NUMERIC on PostgreSQL, read as a Decimal.
+        "available": int(sku.available),
+        "low_stock_threshold": (
+            sku.low_stock_threshold if sku.low_stock_threshold is not None else threshold
+        ),
+        "max_per_customer": sku.max_per_customer,
+        "version": sku.version,
+        "is_deleted": sku.is_deleted,
+        "created_at": sku.created_at,
+        "updated_at": sku.updated_at,
+    }
+
+
+def _rows_json(rows: service.ProductRows, threshold: int) -> bytes:
+    """A page of `ProductOut`s straight from the rows, in its fields' order and with its
+    datetimes as Pydantic writes them (`Z` for UTC): the rows are ours, already valid, so
+    nothing is validated again (tests/catalog/test_caching.py compares both renderings)."""
+    items = [
+        {
+            "id": product.id,
+            "name": product.name,
+            "description": product.description,
+            "category_id": product.category_id,
+            "attributes": product.attributes,
+            "skus": [_sku_json(sku, threshold) for sku in rows.skus[product.id]],
+            "version": product.version,
+            "is_deleted": product.is_deleted,
+            "created_at": product.created_at,
+            "updated_at": product.updated_at,
+        }
+        for product in rows.products
+    ]
+    return orjson.dumps({"items": items, "next_cursor": rows.next_cursor}, option=orjson.OPT_UTC_Z)
+
+
+def _cache_name(request: Request) -> str:
+    """What names a cached page: its path and its query, parameters in a stable order."""
+    query = "&".join(sorted(request.url.query.split("&"))) if request.url.query else ""
+    return f"{request.url.path}?{query}"
+
+
+def _cached_response(read: CachedRead) -> Response:
+    headers = {"ETag": read.etag, "Cache-Control": read.fresh.cache_control}
+    if read.body is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(read.body, media_type=JSON, headers=headers)
 
 
 def _storable_query(value: str, name: str) -> str:
@@ -314,7 +409,11 @@ def _storable_query(value: str, name: str) -> str:
 @router.get(
     "/products/{product_id}",
     tags=["products"],
-    responses=problem_responses(NotFound, ValidationFailed),
+    response_model=ProductOut,
+    responses={
+        **problem_responses(NotFound, ValidationFailed),
+        304: {"description": "The caller's copy (`If-None-Match`) is current."},
+    },
 )
 async def get_product(
     product_id: IdPath,
@@ -322,14 +421,34 @@ async def get_product(
     settings: SettingsDep,
     user: OptionalUser,
     stock: StockFiguresDep,
+    cache: CatalogCacheDep,
+    request: Request,
     include_deleted: IncludeDeletedQuery = False,
-) -> ProductOut:
-    """One product with its live SKUs and their current `available`. Public; soft-deleted
-    ones only for staff with `include_deleted=true`."""
+) -> Response:
+    """One product with its live SKUs and their current `available`. Public and cacheable
+    like the product list (`ETag`, `Cache-Control`, `304`); soft-deleted ones only for staff
+    with `include_deleted=true` (never cached)."""
+    threshold = settings.low_stock_threshold
+
+    def render(view: service.ProductView) -> bytes:
+        return _product_out(view, threshold).model_dump_json().encode()
+
+    if not include_deleted:
+        read = await uow.run(
+            service.get_product_cached,
+            user,
+            product_id,
+            stock=stock,
+            cache=cache,
+            name=_cache_name(request),
+            if_none_match=request.headers.get("if-none-match"),
+            render=render,
+        )
+        return _cached_response(read)
     view = await uow.run(
         service.get_product_for, user, product_id, include_deleted=include_deleted, stock=stock
     )
-    return _product_out(view, settings.low_stock_threshold)
+    return Response(render(view), media_type=JSON)
 
 
 @router.patch(

@@ -17,12 +17,14 @@ catalog does not own stock: functions that show or filter by availability take t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
+    Select,
     String,
     and_,
     exists,
@@ -41,6 +43,7 @@ from sqlalchemy.sql.expression import TextClause
 
 from storekeeper.accounts.models import User
 from storekeeper.accounts.policy import is_staff
+from storekeeper.catalog.cache import CachedRead, CatalogCache, cached_read, touch_catalog
 from storekeeper.catalog.models import SEARCH_VECTOR_SQL, Category, Product, Sku
 from storekeeper.catalog.schemas import (
     CategoryCreate,
@@ -280,6 +283,7 @@ async def _move_subtree(
     old_path = category.path
     new_path = f"{new_parent.path if new_parent is not None else ROOT_PATH}{category.id}/"
     depth_delta = (new_parent.depth + 1 if new_parent is not None else 0) - category.depth
+    await touch_catalog(session)
     await session.execute(
         update(Category)
         .where(subtree_condition(Category.path, old_path))
@@ -505,6 +509,15 @@ async def list_products(
 ) -> Page:
     """A page of products in id order, each of `filters` narrowing it; `in_stock` is
     decided by the availability `stock` gives."""
+    stmt = await _product_list_statement(
+        session, filters, include_deleted=include_deleted, stock=stock
+    )
+    return await _paginate(session, stmt, Product.id, limit, cursor)
+
+
+async def _product_list_statement(
+    session: AsyncSession, filters: ProductFilters, *, include_deleted: bool, stock: StockFigures
+) -> Select[Any]:
     stmt = select(Product)
     if not include_deleted:
         stmt = stmt.where(Product.is_deleted.is_(False))
@@ -528,7 +541,78 @@ async def list_products(
     if filters.in_stock is not None:
         in_stock = _has_live_sku(stock.sku_available(Sku.id) > 0)
         stmt = stmt.where(in_stock if filters.in_stock else ~in_stock)
-    return await _paginate(session, stmt, Product.id, limit, cursor)
+    return stmt
+
+
+# What the API shows of a product and of a SKU, read as plain rows (no ORM objects).
+PRODUCT_COLUMNS = (
+    Product.id,
+    Product.name,
+    Product.description,
+    Product.category_id,
+    Product.attributes,
+    Product.version,
+    Product.is_deleted,
+    Product.created_at,
+    Product.updated_at,
+)
+SKU_COLUMNS = (
+    Sku.id,
+    Sku.code,
+    Sku.product_id,
+    Sku.price_cents,
+    Sku.currency,
+    Sku.attributes,
+    Sku.low_stock_threshold,
+    Sku.max_per_customer,
+    Sku.version,
+    Sku.is_deleted,
+    Sku.created_at,
+    Sku.updated_at,
+)
+
+
+@dataclass
+class ProductRows:
+    """A page of products as rows (`PRODUCT_COLUMNS`), each product's live SKUs as rows
+    (`SKU_COLUMNS` and `available`) in id order, and the cursor of the next page."""
+
+    products: list[Row[Any]]
+    skus: dict[int, list[Row[Any]]]
+    next_cursor: str | None
+
+
+async def list_product_rows(
+    session: AsyncSession,
+    filters: ProductFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+    stock: StockFigures,
+) -> ProductRows:
+    """The public product list (no deleted rows) as rows, for rendering straight into the
+    response: two statements whatever the page size (the products; their live SKUs with
+    each one's availability)."""
+    stmt = await _product_list_statement(session, filters, include_deleted=False, stock=stock)
+    after = decode_id_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Product.id > after)
+    rows = (
+        await session.execute(
+            stmt.with_only_columns(*PRODUCT_COLUMNS).order_by(Product.id).limit(limit + 1)
+        )
+    ).all()
+    products, next_cursor = page_of(rows, limit, lambda row: [row.id])
+    skus: dict[int, list[Row[Any]]] = {product.id: [] for product in products}
+    if products:
+        sku_rows = await session.execute(
+            select(*SKU_COLUMNS, stock.sku_available(Sku.id).label("available"))
+            .where(Sku.product_id.in_(list(skus)), Sku.is_deleted.is_(False))
+            .order_by(Sku.product_id, Sku.id)
+        )
+        for sku in sku_rows:
+            skus[sku.product_id].append(sku)
+    return ProductRows(list(products), skus, next_cursor)
 
 
 def _has_live_sku(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -638,6 +722,7 @@ async def delete_product(session: AsyncSession, product_id: int) -> None:
     product.is_deleted = True
     product.version += 1
     await session.flush()
+    await touch_catalog(session)
     await session.execute(
         update(Sku)
         .where(Sku.product_id == product_id, Sku.is_deleted.is_(False))
@@ -769,6 +854,54 @@ async def list_products_for(
         stock=stock,
     )
     return Page(await _product_views(session, page.rows, stock=stock), page.next_cursor)
+
+
+async def list_products_cached(
+    session: AsyncSession,
+    viewer: User | None,
+    filters: ProductFilters,
+    *,
+    limit: int,
+    cursor: str | None,
+    stock: StockFigures,
+    cache: CatalogCache,
+    name: str,
+    if_none_match: str | None,
+    render: Callable[[ProductRows], bytes],
+) -> CachedRead:
+    """The public product list (no deleted rows) through the catalog cache: "not
+    modified" for a caller holding the current tag, else the page `render`ed, from the
+    cache when it holds page `name` of this version and window."""
+
+    async def compute() -> bytes:
+        return render(
+            await list_product_rows(session, filters, limit=limit, cursor=cursor, stock=stock)
+        )
+
+    return await cached_read(session, cache, name, if_none_match, compute)
+
+
+async def get_product_cached(
+    session: AsyncSession,
+    viewer: User | None,
+    product_id: int,
+    *,
+    stock: StockFigures,
+    cache: CatalogCache,
+    name: str,
+    if_none_match: str | None,
+    render: Callable[[ProductView], bytes],
+) -> CachedRead:
+    """A public product (404 when deleted) through the catalog cache, like
+    `list_products_cached`."""
+
+    async def compute() -> bytes:
+        view = await get_product_for(
+            session, viewer, product_id, include_deleted=False, stock=stock
+        )
+        return render(view)
+
+    return await cached_read(session, cache, name, if_none_match, compute)
 
 
 async def get_product_for(
