@@ -43,6 +43,7 @@ from storekeeper.inventory.schemas import (
     AllocationIn,
     ConsistencyIssue,
     ConsistencyReport,
+    HoldExtendIn,
     HoldIn,
     ItemIn,
     LevelOut,
@@ -322,6 +323,20 @@ async def convert_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser) 
 async def release_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser) -> ReservationOut:
     """Held → released: the stock is available again."""
     view = await uow.run(service.change_reservation, hold_id, "release", actor_id=user.id)
+    return _reservation_out(view)
+
+
+@router.post(
+    "/inventory/holds/{hold_id}/extend",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed, HoldExpired, InvalidTransition),
+)
+async def extend_hold(
+    hold_id: uuid.UUID, body: HoldExtendIn, uow: UnitOfWorkDep, _user: StaffUser
+) -> ReservationOut:
+    """A held hold now expires `ttl_seconds` from now. Past its `expires_at` (swept or
+    not): 409 `hold_expired`; any other status: 409 `invalid_transition`."""
+    view = await uow.run(service.extend_hold, hold_id, ttl_seconds=body.ttl_seconds)
     return _reservation_out(view)
 
 

@@ -153,6 +153,10 @@ class HoldIn(Input):
     reference: Token | None = None
 
 
+class HoldExtendIn(Input):
+    ttl_seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)]
+
+
 class AllocationIn(Input):
     client_token: Token
     items: Items
