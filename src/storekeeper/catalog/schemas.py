@@ -165,6 +165,24 @@ MaxPerCustomer = Annotated[
 ]
 
 
+MAX_FIRST_STOCK = 1_000_000_000
+FirstStock = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=0,
+        le=MAX_FIRST_STOCK,
+        description="The SKU's first stock, written as a `receive` adjustment in the same "
+        "transaction as the SKU.",
+    ),
+]
+StockLocationCode = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", to_upper=True),
+    Field(description="Where `on_hand` is received; default the highest-priority location."),
+]
+
+
 class SkuFields(Body):
     code: SkuCode
     price_cents: PriceCents
@@ -172,6 +190,8 @@ class SkuFields(Body):
     attributes: Attributes = Field(default_factory=dict)
     low_stock_threshold: LowStockThreshold | None = None
     max_per_customer: MaxPerCustomer | None = None
+    on_hand: FirstStock | None = None
+    location: StockLocationCode | None = None
 
 
 class SkuCreate(SkuFields):

@@ -454,5 +454,20 @@ class CatalogStockFigures:
         """The module's `available_by_sku`."""
         return await available_by_sku(session, sku_ids)
 
+    async def receive_first_stock(
+        self,
+        session: AsyncSession,
+        sku_id: int,
+        on_hand: int,
+        location: str | None,
+        *,
+        actor_id: int | None,
+        loc: Sequence[str | int],
+    ) -> None:
+        """`stock.receive_first_stock`."""
+        await stock.receive_first_stock(
+            session, sku_id, on_hand, location, actor_id=actor_id, loc=loc
+        )
+
 
 STOCK_FIGURES: StockFigures = CatalogStockFigures()

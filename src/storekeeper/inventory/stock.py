@@ -6,6 +6,7 @@ An adjustment adds to a level through `ledger.receive` or takes from it as a cla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,36 @@ async def adjust_stock(
                 detail="The removal would take available stock below zero.",
             )
         return Adjustment(result, sku.code, entry, deltas)
+
+
+async def receive_first_stock(
+    session: AsyncSession,
+    sku_id: int,
+    on_hand: int,
+    location_code: str | None,
+    *,
+    actor_id: int | None,
+    loc: Sequence[str | int],
+) -> None:
+    """A new SKU's first stock: a `receive` adjustment of `on_hand` at `location_code` (the
+    highest-priority location when None), in the caller's unit of work, so the SKU and its
+    stock commit together. A named location is checked even for 0 units, which write
+    nothing (an adjustment is never of 0)."""
+    location_id = (
+        await resolve_location(session, location_code, loc) if location_code is not None else None
+    )
+    if on_hand == 0:
+        return
+    if location_id is None:
+        location_id = await default_location_id(session)
+    entry = ledger.Entry(
+        kind=MovementKind.RECEIVE.value,
+        created_at=utcnow(),
+        reason="receive",
+        note="first stock",
+        actor_id=actor_id,
+    )
+    await ledger.receive(session, sku_id, location_id, on_hand, entry)
 
 
 async def default_location_id(session: AsyncSession) -> int:
