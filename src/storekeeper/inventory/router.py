@@ -60,9 +60,11 @@ from storekeeper.inventory.schemas import (
 )
 from storekeeper.pagination import (
     INT64_MAX,
+    MAX_ID,
     CursorQuery,
     LimitQuery,
     Page,
+    decode_cursor,
     decode_id_cursor,
     decode_time_id_cursor,
     encode_cursor,
@@ -70,6 +72,9 @@ from storekeeper.pagination import (
 )
 
 router = APIRouter(tags=["inventory"])
+
+# A location's priority is a 32-bit integer column.
+INT32_MAX = 2_147_483_647
 
 AUTH = (Unauthorized, Forbidden)
 WRITE_ERRORS = (*AUTH, ValidationFailed, InsufficientStock, IdempotencyKeyReused, RetryableError)
@@ -128,11 +133,37 @@ def _reservation_cursor(view: service.ReservationView) -> list[str]:
 # --- locations ---------------------------------------------------------------------------
 
 
-@router.get("/locations", response_model=list[LocationOut], responses=problem_responses(*AUTH))
-async def list_locations(uow: UnitOfWorkDep, _user: StaffUser) -> list[LocationOut]:
-    """Stock locations, highest priority first."""
-    locations = await uow.run(stock.list_locations)
-    return [LocationOut.model_validate(location, from_attributes=True) for location in locations]
+@router.get(
+    "/locations",
+    response_model=Page[LocationOut],
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def list_locations(
+    uow: UnitOfWorkDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[LocationOut]:
+    """Stock locations, highest priority first, page by page."""
+    rows = await uow.run(stock.locations_page, after=_location_cursor(cursor), limit=limit + 1)
+    items, next_cursor = page_of(rows, limit, lambda location: [location.priority, location.id])
+    return Page(
+        items=[LocationOut.model_validate(location, from_attributes=True) for location in items],
+        next_cursor=next_cursor,
+    )
+
+
+def _location_cursor(cursor: str | None) -> tuple[int, int] | None:
+    """The (priority, id) key of a locations cursor; anything else is a 422."""
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    priority, location_id = key
+    if not (
+        isinstance(priority, int)
+        and isinstance(location_id, int)
+        and -INT32_MAX - 1 <= priority <= INT32_MAX
+        and 0 <= location_id <= MAX_ID
+    ):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
+    return priority, location_id
 
 
 @router.post(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.config import StockPolicy
@@ -150,7 +150,27 @@ async def create_location(
     return location
 
 
+async def locations_page(
+    session: AsyncSession, *, after: tuple[int, int] | None, limit: int
+) -> list[Location]:
+    """Up to `limit` locations, highest priority first (then by id), after the
+    (priority, id) key of the last one seen: keyset pagination like every list."""
+    query = select(Location)
+    if after is not None:
+        priority, location_id = after
+        query = query.where(
+            or_(
+                Location.priority < priority,
+                and_(Location.priority == priority, Location.id > location_id),
+            )
+        )
+    query = query.order_by(Location.priority.desc(), Location.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
 async def list_locations(session: AsyncSession) -> list[Location]:
+    """Every location, highest priority first (a warehouse has a handful; the staff pages
+    offer them all in a choice)."""
     return list(
         (
             await session.scalars(select(Location).order_by(Location.priority.desc(), Location.id))
