@@ -8,9 +8,11 @@ or the unit of work itself.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import AwareDatetime
 
 from storekeeper.accounts.dependencies import (
     AccessTokenSubject,
@@ -33,7 +35,7 @@ from storekeeper.errors import (
     problem_responses,
 )
 from storekeeper.idempotency import fingerprint
-from storekeeper.inventory import fast_hold, queries, service, stock
+from storekeeper.inventory import fast_hold, queries, reconciliation, service, stock
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.lines import RequestedLine
 from storekeeper.inventory.models import ReservationStatus
@@ -52,6 +54,7 @@ from storekeeper.inventory.schemas import (
     LocationStock,
     MovementFeedPage,
     MovementOut,
+    ReconciliationRunOut,
     ReservationOut,
     SkuCode,
     SkuInPath,
@@ -245,6 +248,73 @@ async def consistency(uow: UnitOfWorkDep, _user: StaffUser) -> ConsistencyReport
         levels_checked=report.levels_checked,
         issues=[ConsistencyIssue(**vars(issue)) for issue in report.issues],
     )
+
+
+# --- reconciliation runs -----------------------------------------------------------------
+
+
+def _run_out(run: Any) -> ReconciliationRunOut:
+    return ReconciliationRunOut(
+        id=run.id,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        levels_checked=run.levels_checked,
+        is_consistent=run.is_consistent,
+        issues=[ConsistencyIssue(**issue) for issue in run.issues],
+        trigger=run.trigger,
+    )
+
+
+def _run_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (started_at, id) key of a reconciliation runs cursor; anything else is a 422."""
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    started_at, run_id = key
+    try:
+        time = datetime.fromisoformat(str(started_at))
+        if time.tzinfo is None or not isinstance(run_id, int) or not 0 <= run_id <= MAX_ID:
+            raise ValueError("malformed")
+        return time.astimezone(UTC), run_id
+    except (ValueError, OverflowError):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
+
+
+@router.post(
+    "/inventory/reconciliation-runs",
+    status_code=201,
+    response_model=ReconciliationRunOut,
+    responses=problem_responses(*AUTH),
+)
+async def create_reconciliation_run(uow: UnitOfWorkDep, _user: StaffUser) -> ReconciliationRunOut:
+    """Check consistency now and keep the report as a run."""
+    return _run_out(await uow.run(reconciliation.record_run, trigger="api"))
+
+
+@router.get(
+    "/inventory/reconciliation-runs",
+    response_model=Page[ReconciliationRunOut],
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def list_reconciliation_runs(
+    uow: UnitOfWorkDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[ReconciliationRunOut]:
+    """Kept reconciliation runs, newest first."""
+    runs = await uow.run(reconciliation.list_runs, after=_run_cursor(cursor), limit=limit + 1)
+    items, next_cursor = page_of(runs, limit, lambda run: [run.started_at.isoformat(), run.id])
+    return Page(items=[_run_out(run) for run in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/inventory/reconciliation-runs/{run_id}",
+    response_model=ReconciliationRunOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_reconciliation_run(
+    run_id: Annotated[int, Path(ge=1, le=MAX_ID)], uow: UnitOfWorkDep, _user: StaffUser
+) -> ReconciliationRunOut:
+    """One kept reconciliation run with its issues."""
+    return _run_out(await uow.run(reconciliation.get_run, run_id))
 
 
 # --- holds -------------------------------------------------------------------------------
@@ -471,8 +541,21 @@ async def cancel_allocation(
     response_model=StockOut,
     responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
-async def stock_of_sku(sku: SkuInPath, uow: UnitOfWorkDep, _user: StaffUser) -> StockOut:
-    """The SKU's stock in total and per location."""
+async def stock_of_sku(
+    sku: SkuInPath,
+    uow: UnitOfWorkDep,
+    _user: StaffUser,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(
+            description="A time with its offset (RFC 3339): the figures as they stood then, "
+            "computed from the ledger."
+        ),
+    ] = None,
+) -> StockOut:
+    """The SKU's stock in total and per location; with `as_of`, as it stood at that time."""
+    if as_of is not None:
+        return _stock_out(await uow.run(queries.stock_as_of, sku, as_of))
     (figures,) = await uow.run(queries.stock_by_codes, [sku])
     return _stock_out(figures)
 

@@ -218,3 +218,15 @@ class ConsistencyReport(BaseModel):
     checked_at: datetime
     levels_checked: int
     issues: list[ConsistencyIssue]
+
+
+class ReconciliationRunOut(BaseModel):
+    """A consistency report as it was found, kept."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime
+    levels_checked: int
+    is_consistent: bool
+    issues: list[ConsistencyIssue]
+    trigger: str = Field(description='Who recorded it: "api", "cli" or "schedule".')
