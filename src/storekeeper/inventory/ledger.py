@@ -17,6 +17,8 @@ The writes, by who asks for them:
   strategies in `claims` decide which level and under which locks).
 - `return_reserved` gives the reserved units of expired holds back, set-based
   (`RETURN_RESERVED_SQL` is the same write inside expiry's PostgreSQL statement).
+- `change_on_hand_set` adds a delta to `on_hand` of many levels at once (a CSV import:
+  stock takes and adjustments), creating missing levels, in a few multi-row statements.
 - `hold_one_line_statement` is the flash-sale hold: caller check, claim, reservation, line
   and ledger row as one statement.
 
@@ -45,6 +47,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     func,
     literal,
     select,
@@ -401,6 +404,104 @@ async def receive(
     if written is None:
         raise AssertionError("an upsert always returns its row")
     return written
+
+
+# --- many levels at once: a CSV import -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnHandChange:
+    """A change of one level's `on_hand`: of the existing level `level_id`, or of a level
+    to create (`level_id` None, `delta` > 0). The caller has checked, under the locks it
+    holds, that it keeps `available` at or above zero; the CHECK constraints hold it
+    anyway."""
+
+    sku_id: int
+    location_id: int
+    level_id: int | None
+    delta: int
+    kind: str
+    reason: str
+
+
+# Changes per multi-row statement: well inside the bind parameter limits of SQLite (32,766)
+# and asyncpg (32,767) at the ledger's 11 columns.
+SET_CHUNK = 2000
+
+
+async def change_on_hand_set(
+    session: AsyncSession,
+    changes: Sequence[OnHandChange],
+    *,
+    created_at: datetime,
+    reference: str | None,
+    note: str | None,
+    actor_id: int | None,
+) -> int:
+    """Apply every change, each with its ledger row, set-based: per chunk of `SET_CHUNK`
+    changes one UPDATE of the existing levels (`on_hand + CASE id WHEN ... END`), one
+    multi-row INSERT of the new ones and one multi-row INSERT of the ledger rows, never a
+    round trip per change. Returns the number of statements sent."""
+    statements = 0
+    for start in range(0, len(changes), SET_CHUNK):
+        chunk = changes[start : start + SET_CHUNK]
+        existing = {c.level_id: c.delta for c in chunk if c.level_id is not None}
+        if existing:
+            await session.execute(
+                update(levels)
+                .where(levels.c.id.in_(list(existing)))
+                .values(
+                    on_hand=levels.c.on_hand + case(existing, value=levels.c.id),
+                    version=levels.c.version + 1,
+                    updated_at=created_at,
+                )
+            )
+            statements += 1
+        new = [c for c in chunk if c.level_id is None]
+        if new:
+            await session.execute(
+                levels.insert().values(
+                    [
+                        {
+                            "sku_id": change.sku_id,
+                            "location_id": change.location_id,
+                            "on_hand": change.delta,
+                            "reserved": 0,
+                            "allocated": 0,
+                            "version": 1,
+                            "updated_at": created_at,
+                        }
+                        for change in new
+                    ]
+                )
+            )
+            statements += 1
+        await session.execute(
+            movements.insert().values(
+                [
+                    {
+                        "sku_id": change.sku_id,
+                        "location_id": change.location_id,
+                        "kind": change.kind,
+                        "on_hand_delta": change.delta,
+                        "reserved_delta": 0,
+                        "allocated_delta": 0,
+                        "reason": change.reason,
+                        "reference": reference,
+                        "note": note,
+                        "actor_id": actor_id,
+                        "created_at": created_at,
+                    }
+                    for change in chunk
+                ]
+            )
+        )
+        statements += 1
+    by_sku: dict[int, int] = {}
+    for change in changes:
+        by_sku[change.sku_id] = by_sku.get(change.sku_id, 0) + change.delta
+    signals.note(session, by_sku)
+    return statements
 
 
 # --- claims: a conditional update of `available` ------------------------------------------

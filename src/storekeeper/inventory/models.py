@@ -232,6 +232,21 @@ class ReconciliationRun(Base):
     trigger: Mapped[str] = mapped_column(String(16))
 
 
+class StockImport(Base):
+    """An applied CSV import under an Idempotency-Key: the same key and file again return
+    this report instead of applying the file twice. Keys are their caller's own."""
+
+    __tablename__ = "stock_imports"
+    __table_args__ = (UniqueConstraint("created_by", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ReconciliationSchedule(Base):
     """One row: when the periodic reconciliation last ran. The job claims the period with a
     conditional update of this row, so one process at a time records a run per period."""

@@ -8,10 +8,12 @@ or the unit of work itself.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from storekeeper.accounts.dependencies import (
@@ -31,11 +33,12 @@ from storekeeper.errors import (
     NotFound,
     RetryableError,
     Unauthorized,
+    UnsupportedMediaType,
     ValidationFailed,
     problem_responses,
 )
 from storekeeper.idempotency import fingerprint
-from storekeeper.inventory import fast_hold, queries, reconciliation, service, stock
+from storekeeper.inventory import fast_hold, queries, reconciliation, service, stock, transfer
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.lines import RequestedLine
 from storekeeper.inventory.models import ReservationStatus
@@ -47,6 +50,7 @@ from storekeeper.inventory.schemas import (
     ConsistencyReport,
     HoldExtendIn,
     HoldIn,
+    ImportReportOut,
     ItemIn,
     LevelOut,
     LocationIn,
@@ -248,6 +252,113 @@ async def consistency(uow: UnitOfWorkDep, _user: StaffUser) -> ConsistencyReport
         levels_checked=report.levels_checked,
         issues=[ConsistencyIssue(**vars(issue)) for issue in report.issues],
     )
+
+
+# --- CSV export and import --------------------------------------------------------------
+
+
+@router.get(
+    "/inventory/export.csv",
+    response_class=StreamingResponse,
+    responses={
+        **problem_responses(*AUTH, ValidationFailed),
+        200: {
+            "content": {"text/csv": {}},
+            "description": "Header sku,location,on_hand,reserved,allocated,available; one "
+            "row per level.",
+        },
+    },
+)
+async def export_levels_csv(
+    uow: UnitOfWorkDep,
+    _user: StaffUser,
+    location: Annotated[
+        str | None, Query(max_length=64, description="Only this location's levels.")
+    ] = None,
+) -> StreamingResponse:
+    """Every stock level as CSV, streamed in keyset batches of 5,000 levels (each batch its
+    own read, so memory stays flat however many levels there are). Text cells starting with
+    `=`, `+`, `-` or `@` are prefixed with `'` so that spreadsheets do not run them."""
+    first = await uow.run(
+        transfer.export_batch, location_code=location, after_id=None, limit=transfer.EXPORT_BATCH
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        batch = first
+        yield transfer.csv_lines(batch.rows, header=True)
+        while len(batch.rows) == transfer.EXPORT_BATCH:
+            batch = await uow.run(
+                transfer.export_batch,
+                location_id=batch.location_id,
+                after_id=batch.last_id,
+                limit=transfer.EXPORT_BATCH,
+            )
+            yield transfer.csv_lines(batch.rows, header=False)
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="stock-levels.csv"'},
+    )
+
+
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "sku,location,counted\nHAMMER-L,MAIN,12\n",
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/inventory/import",
+    response_model=ImportReportOut,
+    response_model_exclude_none=True,
+    openapi_extra=IMPORT_BODY,
+    responses={
+        **problem_responses(
+            *AUTH, ValidationFailed, IdempotencyKeyReused, UnsupportedMediaType, RetryableError
+        ),
+    },
+)
+async def import_stock_csv(
+    request: Request,
+    uow: UnitOfWorkDep,
+    user: StaffUser,
+    dry_run: Annotated[bool, Query(description="Report each row; change nothing.")] = False,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="The same key and file again return the first report (nothing is "
+            "applied twice); another file with it: 422 `idempotency_key_reused`.",
+        ),
+    ] = None,
+) -> ImportReportOut:
+    """A stock take (`sku,location,counted`: each row sets `on_hand` through a `count`
+    adjustment of the difference) or adjustments (`sku,location,delta,reason`), at most
+    10,000 rows, all or none. An empty location is the highest-priority one. One failed row:
+    422 with the whole report and nothing applied."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("text/csv", "application/csv"):
+        raise UnsupportedMediaType("Send the file as text/csv.")
+    parsed = transfer.parse_import(await request.body())
+    report = await uow.run(
+        transfer.import_stock,
+        parsed,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key,
+        actor_id=user.id,
+    )
+    return ImportReportOut.model_validate(report.body())
 
 
 # --- reconciliation runs -----------------------------------------------------------------

@@ -230,3 +230,21 @@ class ReconciliationRunOut(BaseModel):
     is_consistent: bool
     issues: list[ConsistencyIssue]
     trigger: str = Field(description='Who recorded it: "api", "cli" or "schedule".')
+
+
+class ImportRowOut(BaseModel):
+    row: int = Field(
+        description="The row's number among the file's rows (1: the first after the header)."
+    )
+    sku: str
+    location: str
+    status: Literal["applied", "unchanged", "failed"]
+    delta: int | None = None
+    error: str | None = None
+
+
+class ImportReportOut(BaseModel):
+    applied: int
+    unchanged: int
+    failed: int
+    rows: list[ImportRowOut]

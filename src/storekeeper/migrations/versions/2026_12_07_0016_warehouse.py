@@ -1,4 +1,5 @@
-"""warehouse: stock as of a time (ledger index by SKU and time), kept reconciliation runs
+"""warehouse: stock as of a time (ledger index by SKU and time), kept reconciliation runs,
+idempotent CSV imports
 
 Revision ID: 0016
 Revises: 0014
@@ -51,9 +52,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_schedule")),
     )
     op.execute("INSERT INTO reconciliation_schedule (id, last_run_at) VALUES (1, NULL)")
+    op.create_table(
+        "stock_imports",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=128), nullable=False),
+        sa.Column("request_fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("report", JSON, nullable=True),
+        sa.Column("created_at", UTC, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], name=op.f("fk_stock_imports_created_by_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stock_imports")),
+        sa.UniqueConstraint(
+            "created_by",
+            "idempotency_key",
+            name=op.f("uq_stock_imports_created_by_idempotency_key"),
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stock_imports")
     op.drop_table("reconciliation_schedule")
     op.drop_index("ix_reconciliation_runs_started_at_id", table_name="reconciliation_runs")
     op.drop_table("reconciliation_runs")
