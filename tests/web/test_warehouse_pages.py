@@ -76,3 +76,56 @@ async def test_consistency_page_lists_runs_and_shows_a_runs_issues(
     assert (await client.get("/admin/consistency/runs/99999")).status_code == 404
     no_csrf = await client.post("/admin/consistency/runs", data={})
     assert no_csrf.status_code in (400, 403)
+
+
+async def test_stock_list_exports_and_imports_with_a_preview(
+    client: httpx.AsyncClient, sign_in: SignIn, db: Database, staff_user: User
+) -> None:
+    await stocked_shop(db, {"IMP-1": 3, "IMP-2": 0})
+    await sign_in("staff@example.com")
+    listing = (await client.get("/admin/stock")).text
+    assert 'href="/admin/stock/export.csv"' in listing
+    assert 'href="/admin/stock/import"' in listing
+    exported = await client.get("/admin/stock/export.csv")
+    assert exported.status_code == 200
+    assert exported.text.splitlines()[0] == "sku,location,on_hand,reserved,allocated,available"
+    assert "IMP-1,MAIN,3,0,0,3" in exported.text
+
+    page = await client.get("/admin/stock/import")
+    token = csrf_of(page)
+    file = b"sku,location,counted\nIMP-1,MAIN,5\nIMP-2,,0\n"
+    preview = await client.post(
+        "/admin/stock/import",
+        data={"csrf_token": token, "action": "preview"},
+        files={"file": ("take.csv", file, "text/csv")},
+    )
+    assert preview.status_code == 200
+    assert re.findall(r'<tr data-status="(\w+)">', preview.text) == ["applied", "unchanged"]
+    assert "1 to change, 1 unchanged, 0 failed." in preview.text
+    stock = (await client.get("/admin/stock/IMP-1")).text
+    assert '<dd data-figure="on-hand">3</dd>' in stock  # the preview changed nothing
+    content = re.search(r'<textarea name="content"[^>]*>([^<]*)</textarea>', preview.text)
+    assert content is not None
+    applied = await client.post(
+        "/admin/stock/import",
+        data={"csrf_token": token, "action": "apply", "content": content.group(1)},
+    )
+    assert applied.status_code == 303
+    stock = (await client.get("/admin/stock/IMP-1")).text
+    assert '<dd data-figure="on-hand">5</dd>' in stock
+
+    refused = await client.post(
+        "/admin/stock/import",
+        data={"csrf_token": token, "action": "preview"},
+        files={"file": ("bad.csv", b"sku,location,counted\nNOPE,MAIN,1\n", "text/csv")},
+    )
+    assert refused.status_code == 422
+    assert "unknown SKU" in refused.text
+    assert 'name="content"' not in refused.text
+    not_csv = await client.post(
+        "/admin/stock/import",
+        data={"csrf_token": token, "action": "preview"},
+        files={"file": ("x.csv", b"\xff\xfe", "text/csv")},
+    )
+    assert not_csv.status_code == 422
+    assert "data-import-error" in not_csv.text

@@ -9,17 +9,18 @@ take available stock below zero.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Path, Query, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from storekeeper.accounts.dependencies import StockPolicyDep
 from storekeeper.catalog.schemas import SkuCodePath
 from storekeeper.db import UnitOfWork, UnitOfWorkDep, utcnow
 from storekeeper.errors import ValidationFailed
-from storekeeper.inventory import queries, reconciliation, service, stock
+from storekeeper.inventory import queries, reconciliation, service, stock, transfer
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
 from storekeeper.pagination import (
@@ -92,6 +93,84 @@ async def stock_list(
         "stock/list.html",
         {"section": STOCK_PATH, "rows": items, "next_cursor": next_cursor},
     )
+
+
+@router.get("/stock/export.csv")
+async def export_stock_csv(
+    _user: StaffUser,
+    uow: UnitOfWorkDep,
+    location: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The stock list's Export button: the API's CSV export, for a signed-in person."""
+    first = await uow.run(
+        transfer.export_batch,
+        location_code=location or None,
+        after_id=None,
+        limit=transfer.EXPORT_BATCH,
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        batch = first
+        yield transfer.csv_lines(batch.rows, header=True)
+        while len(batch.rows) == transfer.EXPORT_BATCH:
+            batch = await uow.run(
+                transfer.export_batch,
+                location_id=batch.location_id,
+                after_id=batch.last_id,
+                limit=transfer.EXPORT_BATCH,
+            )
+            yield transfer.csv_lines(batch.rows, header=False)
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="stock-levels.csv"'},
+    )
+
+
+IMPORT_PATH = f"{STOCK_PATH}/import"
+
+
+@router.get("/stock/import")
+async def import_page(request: Request, _user: StaffUser) -> Response:
+    """Upload a stock take or adjustments file; preview it (dry run) before applying."""
+    return render(request, "stock/import.html", {"section": STOCK_PATH, "report": None})
+
+
+@router.post("/stock/import")
+async def import_stock(
+    request: Request, user: StaffUser, uow: UnitOfWorkDep, form: StaffForm
+) -> Response:
+    """Preview (dry run) or apply an uploaded file through the API's import service: the
+    preview shows every row as it would be, with an Apply button carrying the same file."""
+    upload = form.get("file")
+    if upload is not None and not isinstance(upload, str):
+        content = await upload.read()
+    else:
+        content = str(form.get("content") or "").encode()
+    apply = form.get("action") == "apply"
+    context: dict[str, Any] = {"section": STOCK_PATH, "report": None, "error": None}
+    try:
+        parsed = transfer.parse_import(content)
+        report = await uow.run(
+            transfer.import_stock, parsed, dry_run=not apply, idempotency_key=None, actor_id=user.id
+        )
+    except ValidationFailed as exc:
+        context["error"] = exc.detail
+        return render(request, "stock/import.html", context, status_code=422)
+    except transfer.ImportRefused as exc:
+        context.update(report=exc.extra, refused=True, content=content.decode())
+        return render(request, "stock/import.html", context, status_code=422)
+    if apply:
+        response = see_other(STOCK_PATH)
+        set_flash(
+            response,
+            settings_of(request),
+            f"Import applied: {report.applied} row(s) changed, {report.unchanged} unchanged.",
+        )
+        return response
+    context.update(report=report.body(), refused=False, content=content.decode())
+    return render(request, "stock/import.html", context)
 
 
 async def _sku_page(
