@@ -11,12 +11,14 @@ import tracemalloc
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import event, func, select
 
 from storekeeper.accounts.models import User
-from storekeeper.db import Database
-from storekeeper.inventory import transfer
-from storekeeper.inventory.models import StockMovement
+from storekeeper.db import Database, utcnow
+from storekeeper.errors import RetryableError
+from storekeeper.inventory import ledger, transfer
+from storekeeper.inventory.models import Location, StockMovement
 from tests.inventory.conftest import Receiver, SkuFactory, insert_skus
 
 API = "/api/v1/inventory"
@@ -274,3 +276,25 @@ async def test_ten_thousand_rows_in_a_few_statements(
     assert response.json()["failed"] == 1
     async with db.transaction(write=False) as session:
         assert (await session.execute(select(func.count(StockMovement.id)))).scalar_one() == 20_000
+
+
+async def test_a_level_created_meanwhile_makes_the_import_retry(
+    db: Database, make_sku: SkuFactory, receive: Receiver, postgres_only: None
+) -> None:
+    """PostgreSQL: a level the import found missing (so could not lock) but that exists by
+    the time it writes means its figures were decided on stale reads: retry, write nothing."""
+    sku_id = await make_sku("RACE-1")
+    await receive("RACE-1", 2)  # the level exists now; the change below thinks it does not
+    async with db.transaction() as session:
+        location_id = (
+            await session.execute(select(Location.id).where(Location.code == "MAIN"))
+        ).scalar_one()
+    change = ledger.OnHandChange(sku_id, location_id, None, 5, "adjust", "count")
+    with pytest.raises(RetryableError):
+        async with db.transaction() as session:
+            await ledger.change_on_hand_set(
+                session, [change], created_at=utcnow(), reference=None, note=None, actor_id=None
+            )
+    async with db.transaction(write=False) as session:
+        rows = (await session.execute(select(func.count(StockMovement.id)))).scalar_one()
+    assert rows == 1  # only the receipt

@@ -62,6 +62,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from storekeeper.accounts.policy import live_sign_in_sql, staff_role_sql
 from storekeeper.db import UTCDateTime, dialect_insert, is_postgres
+from storekeeper.errors import RetryableError
 from storekeeper.inventory import signals
 from storekeeper.inventory.models import (
     MovementKind,
@@ -438,6 +439,8 @@ INSERT INTO stock_levels (sku_id, location_id, on_hand, reserved, allocated, ver
 SELECT n.sku_id, n.location_id, n.delta, 0, 0, 1, :now
 FROM unnest(CAST(:new_skus AS INTEGER[]), CAST(:new_locations AS INTEGER[]),
             CAST(:new_deltas AS BIGINT[])) AS n(sku_id, location_id, delta)
+ON CONFLICT (sku_id, location_id) DO NOTHING
+RETURNING 1
 """
 _PG_SET_LEDGER = ledger_insert_sql(
     (
@@ -521,7 +524,7 @@ async def change_on_hand_set(
             )
             statements += 1
         if new:
-            await session.execute(
+            inserted = await session.execute(
                 _set_statement(_PG_SET_INSERT),
                 {
                     **common,
@@ -531,6 +534,11 @@ async def change_on_hand_set(
                 },
             )
             statements += 1
+            if len(inserted.all()) != len(new):
+                # A level the caller found missing (so could not lock) was created by a
+                # concurrent unit meanwhile: its figures were decided on stale reads. The
+                # whole unit runs again and then finds (and locks) that level.
+                raise RetryableError("A stock level was created concurrently; retry the import.")
         if changes:
             await session.execute(
                 _set_statement(_PG_SET_LEDGER),
