@@ -208,6 +208,46 @@ def table(results: list[Result]) -> str:
         )
         if index == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    fair = fairness_table(results)
+    return "\n".join(lines) + (f"\n\n{fair}" if fair else "")
+
+
+def _wait(spread: dict[str, float] | None) -> str:
+    if not spread:
+        return "-"
+    return f"{spread['p50']:,.1f} / {spread['p90']:,.1f} / {spread['max']:,.1f}"
+
+
+def fairness_table(results: list[Result]) -> str:
+    """The sell-out's fairness per locking strategy: the share of the units the first N
+    attempts by send time got (N = units), and winners' and losers' waits."""
+    rows = [r for r in results if r.scenario == "sell-out" and not r.skipped]
+    rows = [r for r in rows if r.details.get("fairness") is not None]
+    if not rows:
+        return ""
+    header = (
+        "sell-out",
+        "fairness",
+        "random draw",
+        "winners wait p50/p90/max ms",
+        "losers wait p50/p90/max ms",
+    )
+    cells = [header] + [
+        (
+            r.strategy,
+            f"{r.details['fairness']:.3f}",
+            f"{r.details.get('random_draw_fairness') or 0:.3f}",
+            _wait(r.details.get("winner_wait_ms")),
+            _wait(r.details.get("loser_wait_ms")),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
 

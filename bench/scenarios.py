@@ -493,6 +493,55 @@ async def spread_hold(ctx: Context, server: RunningServer, strategy: str) -> Res
     )
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One sell-out attempt: when its first request was sent (seconds on the generator's
+    clock), how long it waited for its final answer, and that answer's status."""
+
+    sent: float
+    wait_ms: float
+    status: int
+
+    @property
+    def won(self) -> bool:
+        return self.status in (200, 201)
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    """min / p50 / p90 / max of `values` (ms), None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+    return {
+        "min": round(ordered[0], 2),
+        "p50": at(0.5),
+        "p90": at(0.9),
+        "max": round(ordered[-1], 2),
+    }
+
+
+def fairness(attempts: list[Attempt], units: int) -> dict[str, Any]:
+    """How first-come-first-served a sell-out was: `fairness` is the share of the `units`
+    that went to the first `units` attempts by send time (1.0: strictly in order of
+    arrival; the share a random draw would give is about units / attempts), with the wait
+    times of winners and losers."""
+    by_send = sorted(attempts, key=lambda attempt: attempt.sent)
+    first = by_send[:units]
+    won_by_first = sum(1 for attempt in first if attempt.won)
+    winners = [attempt.wait_ms for attempt in attempts if attempt.won]
+    losers = [attempt.wait_ms for attempt in attempts if not attempt.won]
+    return {
+        "fairness": round(won_by_first / units, 3) if units else None,
+        "random_draw_fairness": round(units / len(attempts), 3) if attempts else None,
+        "winner_wait_ms": _spread(winners),
+        "loser_wait_ms": _spread(losers),
+    }
+
+
 async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result:
     """`sellout_attempts` one-unit holds from 64 clients on a SKU with `sellout_on_hand`
     units: exactly `sellout_on_hand` must succeed, every other attempt must be refused with
@@ -502,6 +551,7 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
     sku = seed.sellout_code(strategy)
     token_prefix = f"sellout-{strategy}-{uuid.uuid4().hex[:8]}-"
     headers = ctx.staff
+    attempts: list[Attempt] = []
 
     async def attempt(client: FlowClient, number: int) -> tuple[int, float]:
         body = {"client_token": f"{token_prefix}{number}", "items": [{"sku": sku, "quantity": 1}]}
@@ -517,7 +567,9 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
             except HttpError:
                 if retry == 2:
                     raise
-        return status, (time.perf_counter() - started) * 1000
+        wait_ms = (time.perf_counter() - started) * 1000
+        attempts.append(Attempt(started, wait_ms, status))
+        return status, wait_ms
 
     load, cores = await measured(
         ctx,
@@ -532,6 +584,7 @@ async def sell_out(ctx: Context, server: RunningServer, strategy: str) -> Result
     result = result_from_load("sell-out", strategy, load, cores, 201, 200, 409)
     result.throughput = round(load.requests / load.seconds, 1) if load.seconds else 0.0
     result.details.update(held=held, refused=refused, on_hand=ctx.sizes.sellout_on_hand)
+    result.details.update(fairness(attempts, ctx.sizes.sellout_on_hand))
     expected = ctx.sizes.sellout_on_hand
     if held != expected:
         result.failures.append(f"{held} held, {refused} refused; expected exactly {expected} held")

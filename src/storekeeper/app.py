@@ -36,6 +36,7 @@ from storekeeper.events.router import router as events_router
 from storekeeper.health import router as health_router
 from storekeeper.inventory import queries as inventory_queries
 from storekeeper.inventory.expiry import sweep_expired_holds
+from storekeeper.inventory.reconciliation import reconcile_on_schedule
 from storekeeper.inventory.router import router as inventory_router
 from storekeeper.notifications import queries as notifications_queries
 from storekeeper.notifications.router import router as notifications_router
@@ -83,6 +84,17 @@ def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
                 ),
                 partial(
                     cancel_unpaid_orders, timeout_seconds=settings.order_payment_timeout_seconds
+                ),
+            )
+        )
+    if settings.reconcile_interval_seconds > 0:
+        # Every process tries each period; the database lets one of them record the run.
+        jobs.append(
+            PeriodicJob(
+                "reconcile",
+                settings.reconcile_interval_seconds,
+                partial(
+                    reconcile_on_schedule, interval_seconds=settings.reconcile_interval_seconds
                 ),
             )
         )

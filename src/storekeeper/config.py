@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     locking: LockingStrategy = LockingStrategy.ATOMIC
     expiry_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # A reconciliation run is recorded on this period by one process at a time; 0: off.
+    reconcile_interval_seconds: float = Field(default=0.0, ge=0, le=7 * 86_400)
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: str | None = None
     redis_url: str | None = None

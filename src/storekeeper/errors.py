@@ -273,6 +273,12 @@ class PayloadTooLarge(StorekeeperError):
     default_detail = "The request body is larger than 1 MiB."
 
 
+class UnsupportedMediaType(StorekeeperError):
+    status_code = 415
+    code = "unsupported_media_type"
+    default_detail = "The request body is not of a type this endpoint takes."
+
+
 class ValidationFailed(StorekeeperError):
     status_code = 422
     code = "validation_error"
@@ -398,6 +404,7 @@ _HTTP_CODES = {
     405: MethodNotAllowed,
     409: Conflict,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
 }
 
 

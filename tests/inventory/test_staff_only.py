@@ -69,4 +69,4 @@ async def test_inventory_endpoints_refuse_anonymous_and_customer_callers(
         "status"
     ] == "held"
     locations = (await client.get(f"{API}/locations", headers=staff_headers)).json()
-    assert [location["code"] for location in locations] == ["MAIN"]
+    assert [location["code"] for location in locations["items"]] == ["MAIN"]

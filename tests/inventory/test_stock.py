@@ -56,7 +56,8 @@ async def test_locations_and_priority_choice(
     assert duplicate.status_code == 409
     assert duplicate.json()["code"] == "conflict"
     listed = (await client.get(f"{API}/locations", headers=staff_headers)).json()
-    assert [location["code"] for location in listed] == ["EAST", "MAIN"]
+    assert [location["code"] for location in listed["items"]] == ["EAST", "MAIN"]
+    assert listed["next_cursor"] is None
 
     await make_sku("A")
     await receive("A", 10)  # the highest-priority location: EAST

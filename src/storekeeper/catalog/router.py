@@ -241,12 +241,17 @@ async def create_product(
     uow: UnitOfWorkDep,
     settings: SettingsDep,
     stock: StockFiguresDep,
-    _staff: StaffUser,
+    staff: StaffUser,
 ) -> ProductOut:
     """Create a product together with its SKUs (all or nothing). A SKU code already in
-    use, by a deleted SKU too, is a 409."""
+    use, by a deleted SKU too, is a 409. A SKU's `on_hand` is received (at its `location`,
+    default the highest-priority one) in the same transaction."""
     view = await uow.run(
-        service.create_product_with_stock, data, settings.default_currency, stock=stock
+        service.create_product_with_stock,
+        data,
+        settings.default_currency,
+        stock=stock,
+        actor_id=staff.id,
     )
     return _product_out(view, settings.low_stock_threshold)
 
@@ -491,13 +496,23 @@ async def delete_product(product_id: IdPath, uow: UnitOfWorkDep, _staff: StaffUs
     responses=problem_responses(*WRITE_ERRORS, Conflict),
 )
 async def create_sku(
-    data: SkuCreate, uow: UnitOfWorkDep, settings: SettingsDep, _staff: StaffUser
+    data: SkuCreate,
+    uow: UnitOfWorkDep,
+    settings: SettingsDep,
+    stock: StockFiguresDep,
+    staff: StaffUser,
 ) -> SkuOut:
     """Add a SKU to a live product. The code is stored upper-case; one already in use, by a
-    deleted SKU too, is a 409."""
-    sku = await uow.run(service.create_sku, data, settings.default_currency)
-    # A new SKU has no stock yet.
-    return _sku_out(service.SkuView(sku, 0), settings.low_stock_threshold)
+    deleted SKU too, is a 409. `on_hand` is its first stock, received (at `location`,
+    default the highest-priority one) in the same transaction."""
+    view = await uow.run(
+        service.create_sku_with_stock,
+        data,
+        settings.default_currency,
+        stock=stock,
+        actor_id=staff.id,
+    )
+    return _sku_out(view, settings.low_stock_threshold)
 
 
 @router.get(

@@ -188,6 +188,24 @@ MaxPerCustomer = Annotated[
 ]
 
 
+MAX_FIRST_STOCK = 1_000_000_000
+FirstStock = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=0,
+        le=MAX_FIRST_STOCK,
+        description="The SKU's first stock, written as a `receive` adjustment in the same "
+        "transaction as the SKU.",
+    ),
+]
+StockLocationCode = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", to_upper=True),
+    Field(description="Where `on_hand` is received; default the highest-priority location."),
+]
+
+
 class SkuFields(Body):
     code: SkuCode
     """Letters, digits, `.`, `_` and `-`, at most 64; stored upper-case and unique for good (deleted
@@ -204,6 +222,8 @@ class SkuFields(Body):
     max_per_customer: MaxPerCustomer | None = None
     """The most units one customer may have in orders not cancelled (beyond it 409
     `purchase_limit_exceeded`); left out: no limit."""
+    on_hand: FirstStock | None = None
+    location: StockLocationCode | None = None
 
 
 class SkuCreate(SkuFields):

@@ -51,6 +51,7 @@ from storekeeper.catalog.schemas import (
     ProductCreate,
     ProductUpdate,
     SkuCreate,
+    SkuFields,
     SkuUpdate,
 )
 from storekeeper.catalog.stock import StockFigures
@@ -649,9 +650,15 @@ async def live_skus_with_stock(
 
 
 async def create_product(
-    session: AsyncSession, data: ProductCreate, default_currency: str
+    session: AsyncSession,
+    data: ProductCreate,
+    default_currency: str,
+    *,
+    stock: StockFigures | None = None,
+    actor_id: int | None = None,
 ) -> Product:
-    """The product and its SKUs, all or nothing."""
+    """The product and its SKUs, all or nothing; with `stock`, each SKU's first stock
+    (`on_hand`, `location`) too."""
     await _live_parent(session, data.category_id, "category_id")
     codes = [sku.code for sku in data.skus]
     if codes:
@@ -664,7 +671,7 @@ async def create_product(
     )
     session.add(product)
     await session.flush()
-    session.add_all(
+    created = [
         Sku(
             product_id=product.id,
             code=sku.code,
@@ -675,9 +682,34 @@ async def create_product(
             max_per_customer=sku.max_per_customer,
         )
         for sku in data.skus
-    )
+    ]
+    session.add_all(created)
     await flush_or_conflict(session, "A SKU code is already in use.")
+    if stock is not None:
+        for index, (fields, sku) in enumerate(zip(data.skus, created, strict=True)):
+            await _first_stock(session, sku, fields, stock, actor_id, ["body", "skus", index])
     return product
+
+
+async def _first_stock(
+    session: AsyncSession,
+    sku: Sku,
+    fields: SkuFields,
+    stock: StockFigures,
+    actor_id: int | None,
+    loc: list[str | int],
+) -> None:
+    """The new SKU's `on_hand` and `location`, received through the inventory."""
+    if fields.on_hand is None and fields.location is None:
+        return
+    await stock.receive_first_stock(
+        session,
+        sku.id,
+        fields.on_hand or 0,
+        fields.location,
+        actor_id=actor_id,
+        loc=[*loc, "location"],
+    )
 
 
 def _changes(resource: Product | Sku, data: ProductUpdate | SkuUpdate) -> dict[str, Any]:
@@ -754,7 +786,16 @@ async def get_sku(session: AsyncSession, code: str, *, include_deleted: bool = F
     return sku
 
 
-async def create_sku(session: AsyncSession, data: SkuCreate, default_currency: str) -> Sku:
+async def create_sku(
+    session: AsyncSession,
+    data: SkuCreate,
+    default_currency: str,
+    *,
+    stock: StockFigures | None = None,
+    actor_id: int | None = None,
+) -> Sku:
+    """A SKU of a live product; with `stock`, its first stock (`on_hand`, `location`) in
+    the same transaction."""
     product = await _locked_product(session, data.product_id, shared=True)
     if product is None or product.is_deleted:
         raise ValidationFailed.field(
@@ -772,6 +813,8 @@ async def create_sku(session: AsyncSession, data: SkuCreate, default_currency: s
     )
     session.add(sku)
     await flush_or_conflict(session, f"SKU code {data.code} is already in use.")
+    if stock is not None:
+        await _first_stock(session, sku, data, stock, actor_id, ["body"])
     return sku
 
 
@@ -825,11 +868,31 @@ async def _sku_views(
 
 
 async def create_product_with_stock(
-    session: AsyncSession, data: ProductCreate, default_currency: str, *, stock: StockFigures
+    session: AsyncSession,
+    data: ProductCreate,
+    default_currency: str,
+    *,
+    stock: StockFigures,
+    actor_id: int | None = None,
 ) -> ProductView:
-    """`create_product`, returned with its SKUs and their stock."""
-    product = await create_product(session, data, default_currency)
+    """`create_product` with the SKUs' first stock, returned with its SKUs and their
+    stock."""
+    product = await create_product(session, data, default_currency, stock=stock, actor_id=actor_id)
     [view] = await _product_views(session, [product], stock=stock)
+    return view
+
+
+async def create_sku_with_stock(
+    session: AsyncSession,
+    data: SkuCreate,
+    default_currency: str,
+    *,
+    stock: StockFigures,
+    actor_id: int | None = None,
+) -> SkuView:
+    """`create_sku` with its first stock, returned with its availability."""
+    sku = await create_sku(session, data, default_currency, stock=stock, actor_id=actor_id)
+    [view] = await _sku_views(session, [sku], stock=stock)
     return view
 
 

@@ -1,4 +1,5 @@
-"""`storekeeper check`: the consistency report from the command line."""
+"""`storekeeper check`: the consistency report from the command line, kept as a
+reconciliation run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from storekeeper.config import Settings
 from storekeeper.db import Database, UnitOfWork
-from storekeeper.inventory.consistency import Report, check_consistency
+from storekeeper.inventory.consistency import Issue, Report
+from storekeeper.inventory.reconciliation import record_run
 
 # The report aggregates every level and the whole ledger in one statement: on millions of
 # levels that outlasts the limit an API statement gets (which the driver also enforces on
@@ -27,7 +29,14 @@ async def _report(settings: Settings) -> Report:
         settings = settings.model_copy(update={"db_statement_timeout_ms": timeout_ms})
     db = Database(settings)
     try:
-        return await UnitOfWork(db, write=False).run(check_consistency)
+        # The report is kept as a reconciliation run (trigger `cli`).
+        run = await UnitOfWork(db).run(record_run, trigger="cli")
+        return Report(
+            run.is_consistent,
+            run.started_at,
+            run.levels_checked,
+            [Issue(**issue) for issue in run.issues],
+        )
     finally:
         await db.dispose()
 

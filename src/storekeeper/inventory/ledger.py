@@ -17,6 +17,8 @@ The writes, by who asks for them:
   strategies in `claims` decide which level and under which locks).
 - `return_reserved` gives the reserved units of expired holds back, set-based
   (`RETURN_RESERVED_SQL` is the same write inside expiry's PostgreSQL statement).
+- `change_on_hand_set` adds a delta to `on_hand` of many levels at once (a CSV import:
+  stock takes and adjustments), creating missing levels, in three set-based statements.
 - `hold_one_line_statement` is the flash-sale hold: caller check, claim, reservation, line
   and ledger row as one statement.
 
@@ -36,6 +38,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     Insert,
@@ -59,6 +62,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from storekeeper.accounts.policy import live_sign_in_sql, staff_role_sql
 from storekeeper.db import UTCDateTime, dialect_insert, is_postgres
+from storekeeper.errors import RetryableError
 from storekeeper.inventory import signals
 from storekeeper.inventory.models import (
     MovementKind,
@@ -401,6 +405,198 @@ async def receive(
     if written is None:
         raise AssertionError("an upsert always returns its row")
     return written
+
+
+# --- many levels at once: a CSV import -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnHandChange:
+    """A change of one level's `on_hand`: of the existing level `level_id`, or of a level
+    to create (`level_id` None, `delta` > 0). The caller has checked, under the locks it
+    holds, that it keeps `available` at or above zero; the CHECK constraints hold it
+    anyway."""
+
+    sku_id: int
+    location_id: int
+    level_id: int | None
+    delta: int
+    kind: str
+    reason: str
+
+
+# The set-based forms: the changes travel as arrays (PostgreSQL, `unnest`) or as one JSON
+# document (SQLite, `json_each`), so each statement is the same short text whatever the
+# number of changes: nothing to compile per size and no bind parameter limit to chunk for.
+_PG_SET_UPDATE = """
+UPDATE stock_levels AS sl
+SET on_hand = sl.on_hand + d.delta, version = sl.version + 1, updated_at = :now
+FROM unnest(CAST(:level_ids AS INTEGER[]), CAST(:level_deltas AS BIGINT[])) AS d(id, delta)
+WHERE sl.id = d.id
+"""
+_PG_SET_INSERT = """
+INSERT INTO stock_levels (sku_id, location_id, on_hand, reserved, allocated, version, updated_at)
+SELECT n.sku_id, n.location_id, n.delta, 0, 0, 1, :now
+FROM unnest(CAST(:new_skus AS INTEGER[]), CAST(:new_locations AS INTEGER[]),
+            CAST(:new_deltas AS BIGINT[])) AS n(sku_id, location_id, delta)
+ON CONFLICT (sku_id, location_id) DO NOTHING
+RETURNING 1
+"""
+_PG_SET_LEDGER = ledger_insert_sql(
+    (
+        "m.sku_id",
+        "m.location_id",
+        "m.kind",
+        "m.delta",
+        "0",
+        "0",
+        "m.reason",
+        "CAST(:reference AS VARCHAR)",
+        "CAST(:note AS VARCHAR)",
+        "CAST(:actor_id AS INTEGER)",
+        ":now",
+    ),
+    "unnest(CAST(:skus AS INTEGER[]), CAST(:locations AS INTEGER[]), "
+    "CAST(:kinds AS VARCHAR[]), CAST(:deltas AS BIGINT[]), CAST(:reasons AS VARCHAR[])) "
+    "AS m(sku_id, location_id, kind, delta, reason)",
+)
+_SQLITE_SET_UPDATE = """
+UPDATE stock_levels
+SET on_hand = stock_levels.on_hand + d.delta, version = stock_levels.version + 1,
+    updated_at = :now
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS delta
+      FROM json_each(:level_changes)) AS d
+WHERE stock_levels.id = d.id
+"""
+_SQLITE_SET_INSERT = """
+INSERT INTO stock_levels (sku_id, location_id, on_hand, reserved, allocated, version, updated_at)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       0, 0, 1, :now
+FROM json_each(:new_levels)
+"""
+_SQLITE_SET_LEDGER = ledger_insert_sql(
+    (
+        "json_extract(value, '$[0]')",
+        "json_extract(value, '$[1]')",
+        "json_extract(value, '$[2]')",
+        "json_extract(value, '$[3]')",
+        "0",
+        "0",
+        "json_extract(value, '$[4]')",
+        ":reference",
+        ":note",
+        ":actor_id",
+        ":now",
+    ),
+    "json_each(:changes)",
+)
+
+
+def _set_statement(sql: str) -> TextClause:
+    return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+async def change_on_hand_set(
+    session: AsyncSession,
+    changes: Sequence[OnHandChange],
+    *,
+    created_at: datetime,
+    reference: str | None,
+    note: str | None,
+    actor_id: int | None,
+) -> int:
+    """Apply every change, each with its ledger row, set-based: one UPDATE of the existing
+    levels, one INSERT of the new ones and one INSERT of the ledger rows, whatever the
+    number of changes (never a round trip per change). Returns the statements sent."""
+    existing = [c for c in changes if c.level_id is not None]
+    new = [c for c in changes if c.level_id is None]
+    common = {"now": created_at}
+    statements = 0
+    if is_postgres(session):
+        if existing:
+            await session.execute(
+                _set_statement(_PG_SET_UPDATE),
+                {
+                    **common,
+                    "level_ids": [c.level_id for c in existing],
+                    "level_deltas": [c.delta for c in existing],
+                },
+            )
+            statements += 1
+        if new:
+            inserted = await session.execute(
+                _set_statement(_PG_SET_INSERT),
+                {
+                    **common,
+                    "new_skus": [c.sku_id for c in new],
+                    "new_locations": [c.location_id for c in new],
+                    "new_deltas": [c.delta for c in new],
+                },
+            )
+            statements += 1
+            if len(inserted.all()) != len(new):
+                # A level the caller found missing (so could not lock) was created by a
+                # concurrent unit meanwhile: its figures were decided on stale reads. The
+                # whole unit runs again and then finds (and locks) that level.
+                raise RetryableError("A stock level was created concurrently; retry the import.")
+        if changes:
+            await session.execute(
+                _set_statement(_PG_SET_LEDGER),
+                {
+                    **common,
+                    "skus": [c.sku_id for c in changes],
+                    "locations": [c.location_id for c in changes],
+                    "kinds": [c.kind for c in changes],
+                    "deltas": [c.delta for c in changes],
+                    "reasons": [c.reason for c in changes],
+                    "reference": reference,
+                    "note": note,
+                    "actor_id": actor_id,
+                },
+            )
+            statements += 1
+    else:
+        if existing:
+            await session.execute(
+                _set_statement(_SQLITE_SET_UPDATE),
+                {
+                    **common,
+                    "level_changes": orjson.dumps(
+                        [[c.level_id, c.delta] for c in existing]
+                    ).decode(),
+                },
+            )
+            statements += 1
+        if new:
+            await session.execute(
+                _set_statement(_SQLITE_SET_INSERT),
+                {
+                    **common,
+                    "new_levels": orjson.dumps(
+                        [[c.sku_id, c.location_id, c.delta] for c in new]
+                    ).decode(),
+                },
+            )
+            statements += 1
+        if changes:
+            await session.execute(
+                _set_statement(_SQLITE_SET_LEDGER),
+                {
+                    **common,
+                    "changes": orjson.dumps(
+                        [[c.sku_id, c.location_id, c.kind, c.delta, c.reason] for c in changes]
+                    ).decode(),
+                    "reference": reference,
+                    "note": note,
+                    "actor_id": actor_id,
+                },
+            )
+            statements += 1
+    by_sku: dict[int, int] = {}
+    for change in changes:
+        by_sku[change.sku_id] = by_sku.get(change.sku_id, 0) + change.delta
+    signals.note(session, by_sku)
+    return statements
 
 
 # --- claims: a conditional update of `available` ------------------------------------------

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storekeeper.db import Base, BigIntPK, TimestampMixin, utcnow
+from storekeeper.db import Base, BigIntPK, JSONType, TimestampMixin, utcnow
 
 
 def available_units(on_hand: Any, reserved: Any, allocated: Any) -> Any:
@@ -118,6 +118,19 @@ class StockMovement(Base):
     __tablename__ = "stock_movements"
     __table_args__ = (
         Index("ix_stock_movements_sku_id_id", "sku_id", "id"),
+        # Stock as of a time: a SKU's rows up to that time, in one range of this index; on
+        # PostgreSQL the deltas ride along, so the sum is an index-only scan.
+        Index(
+            "ix_stock_movements_sku_id_created_at",
+            "sku_id",
+            "created_at",
+            postgresql_include=[
+                "location_id",
+                "on_hand_delta",
+                "reserved_delta",
+                "allocated_delta",
+            ],
+        ),
         # A movement is about one level (which references its SKU and location): checked
         # against the level row the same statement locked, not against the shared SKU and
         # location rows every concurrent hold would lock.
@@ -199,6 +212,50 @@ class ReservationLine(Base):
     sku_id: Mapped[int] = mapped_column()
     location_id: Mapped[int] = mapped_column()
     quantity: Mapped[int] = mapped_column()
+
+
+class ReconciliationRun(Base):
+    """A consistency report as it was found, kept: by `POST /inventory/reconciliation-runs`,
+    `storekeeper check` and the periodic reconciliation job."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (Index("ix_reconciliation_runs_started_at_id", "started_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column()
+    levels_checked: Mapped[int] = mapped_column(BigInteger)
+    is_consistent: Mapped[bool] = mapped_column()
+    # The issues as the report lists them ({sku, location, check, expected, actual}).
+    issues: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    # Who asked: "api", "cli" or "schedule".
+    trigger: Mapped[str] = mapped_column(String(16))
+
+
+class StockImport(Base):
+    """An applied CSV import under an Idempotency-Key: the same key and file again return
+    this report instead of applying the file twice. Keys are their caller's own."""
+
+    __tablename__ = "stock_imports"
+    __table_args__ = (UniqueConstraint("created_by", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReconciliationSchedule(Base):
+    """One row: when the periodic reconciliation last ran. The job claims the period with a
+    conditional update of this row, so one process at a time records a run per period."""
+
+    __tablename__ = "reconciliation_schedule"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_run_at: Mapped[datetime | None] = mapped_column()
 
 
 # Core handles of the tables, for the set-based statements of the ledger, claims and reads.

@@ -181,6 +181,32 @@ async def stock_by_codes(session: AsyncSession, codes: Sequence[str]) -> list[Sk
     return await _stock_of(session, [by_code[code] for code in wanted])
 
 
+async def stock_as_of(session: AsyncSession, code: str, as_of: datetime) -> SkuStock:
+    """The SKU's figures as they stood at `as_of`, from the ledger: per location, the sums
+    of the deltas of its rows written up to then (one range of the ledger's (sku_id,
+    created_at) index). A location the SKU had no row at by then is left out."""
+    sku_id, sku_code = await sku_by_code(session, code)
+    m = movements
+    rows = await session.execute(
+        select(
+            locations.c.code,
+            func.sum(m.c.on_hand_delta),
+            func.sum(m.c.reserved_delta),
+            func.sum(m.c.allocated_delta),
+        )
+        .select_from(m)
+        .join(locations, locations.c.id == m.c.location_id)
+        .where(m.c.sku_id == sku_id, m.c.created_at <= as_of)
+        .group_by(m.c.location_id, locations.c.code, locations.c.priority)
+        .order_by(locations.c.priority.desc(), m.c.location_id)
+    )
+    figures = [
+        LocationFigures(location, int(on_hand), int(reserved), int(allocated))
+        for location, on_hand, reserved, allocated in rows
+    ]
+    return SkuStock(sku_id, sku_code, figures)
+
+
 async def stock_page(
     session: AsyncSession, *, after_sku_id: int | None, limit: int
 ) -> list[SkuStock]:
@@ -518,11 +544,15 @@ async def sku_stock_page(
     before_id: int | None,
     limit: int,
     days: Sequence[date],
+    as_of: datetime | None = None,
 ) -> SkuStockPage:
-    """The SKU `sku_code` (404 when unknown): its figures per location, the active
-    locations, `limit` rows of its ledger before `before_id` (newest first) and its units on
-    hand at the end of each of `days`."""
-    (figures,) = await stock_by_codes(session, [sku_code])
+    """The SKU `sku_code` (404 when unknown): its figures per location (as they stood at
+    `as_of` when given), the active locations, `limit` rows of its ledger before `before_id`
+    (newest first) and its units on hand at the end of each of `days`."""
+    if as_of is not None:
+        figures = await stock_as_of(session, sku_code, as_of)
+    else:
+        (figures,) = await stock_by_codes(session, [sku_code])
     active = [location for location in await stock.list_locations(session) if location.is_active]
     ledger = await movements_of_sku(session, figures.sku, before_id=before_id, limit=limit)
     history = await on_hand_by_day(session, figures.sku_id, days)
@@ -554,6 +584,21 @@ class CatalogStockFigures:
     ) -> dict[int, int]:
         """The module's `available_by_sku`."""
         return await available_by_sku(session, sku_ids)
+
+    async def receive_first_stock(
+        self,
+        session: AsyncSession,
+        sku_id: int,
+        on_hand: int,
+        location: str | None,
+        *,
+        actor_id: int | None,
+        loc: Sequence[str | int],
+    ) -> None:
+        """`stock.receive_first_stock`."""
+        await stock.receive_first_stock(
+            session, sku_id, on_hand, location, actor_id=actor_id, loc=loc
+        )
 
 
 STOCK_FIGURES: StockFigures = CatalogStockFigures()

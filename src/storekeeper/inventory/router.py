@@ -8,9 +8,13 @@ or the unit of work itself.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from storekeeper.accounts.dependencies import (
     AccessTokenSubject,
@@ -29,11 +33,12 @@ from storekeeper.errors import (
     NotFound,
     RetryableError,
     Unauthorized,
+    UnsupportedMediaType,
     ValidationFailed,
     problem_responses,
 )
 from storekeeper.idempotency import fingerprint
-from storekeeper.inventory import fast_hold, queries, service, stock
+from storekeeper.inventory import fast_hold, queries, reconciliation, service, stock, transfer
 from storekeeper.inventory.consistency import check_consistency
 from storekeeper.inventory.lines import RequestedLine
 from storekeeper.inventory.models import ReservationStatus
@@ -43,7 +48,9 @@ from storekeeper.inventory.schemas import (
     AllocationIn,
     ConsistencyIssue,
     ConsistencyReport,
+    HoldExtendIn,
     HoldIn,
+    ImportReportOut,
     ItemIn,
     LevelOut,
     LocationIn,
@@ -51,6 +58,7 @@ from storekeeper.inventory.schemas import (
     LocationStock,
     MovementFeedPage,
     MovementOut,
+    ReconciliationRunOut,
     ReservationOut,
     SkuCode,
     SkuInPath,
@@ -59,9 +67,11 @@ from storekeeper.inventory.schemas import (
 )
 from storekeeper.pagination import (
     INT64_MAX,
+    MAX_ID,
     CursorQuery,
     LimitQuery,
     Page,
+    decode_cursor,
     decode_id_cursor,
     decode_time_id_cursor,
     encode_cursor,
@@ -69,6 +79,9 @@ from storekeeper.pagination import (
 )
 
 router = APIRouter(tags=["inventory"])
+
+# A location's priority is a 32-bit integer column.
+INT32_MAX = 2_147_483_647
 
 AUTH = (Unauthorized, Forbidden)
 WRITE_ERRORS = (*AUTH, ValidationFailed, InsufficientStock, IdempotencyKeyReused, RetryableError)
@@ -127,11 +140,37 @@ def _reservation_cursor(view: service.ReservationView) -> list[str]:
 # --- locations ---------------------------------------------------------------------------
 
 
-@router.get("/locations", response_model=list[LocationOut], responses=problem_responses(*AUTH))
-async def list_locations(uow: UnitOfWorkDep, _user: StaffUser) -> list[LocationOut]:
-    """Stock locations, highest priority first."""
-    locations = await uow.run(stock.list_locations)
-    return [LocationOut.model_validate(location, from_attributes=True) for location in locations]
+@router.get(
+    "/locations",
+    response_model=Page[LocationOut],
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def list_locations(
+    uow: UnitOfWorkDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[LocationOut]:
+    """Stock locations, highest priority first, page by page."""
+    rows = await uow.run(stock.locations_page, after=_location_cursor(cursor), limit=limit + 1)
+    items, next_cursor = page_of(rows, limit, lambda location: [location.priority, location.id])
+    return Page(
+        items=[LocationOut.model_validate(location, from_attributes=True) for location in items],
+        next_cursor=next_cursor,
+    )
+
+
+def _location_cursor(cursor: str | None) -> tuple[int, int] | None:
+    """The (priority, id) key of a locations cursor; anything else is a 422."""
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    priority, location_id = key
+    if not (
+        isinstance(priority, int)
+        and isinstance(location_id, int)
+        and -INT32_MAX - 1 <= priority <= INT32_MAX
+        and 0 <= location_id <= MAX_ID
+    ):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor")
+    return priority, location_id
 
 
 @router.post(
@@ -213,6 +252,180 @@ async def consistency(uow: UnitOfWorkDep, _user: StaffUser) -> ConsistencyReport
         levels_checked=report.levels_checked,
         issues=[ConsistencyIssue(**vars(issue)) for issue in report.issues],
     )
+
+
+# --- CSV export and import --------------------------------------------------------------
+
+
+@router.get(
+    "/inventory/export.csv",
+    response_class=StreamingResponse,
+    responses={
+        **problem_responses(*AUTH, ValidationFailed),
+        200: {
+            "content": {"text/csv": {}},
+            "description": "Header sku,location,on_hand,reserved,allocated,available; one "
+            "row per level.",
+        },
+    },
+)
+async def export_levels_csv(
+    uow: UnitOfWorkDep,
+    _user: StaffUser,
+    location: Annotated[
+        str | None, Query(max_length=64, description="Only this location's levels.")
+    ] = None,
+) -> StreamingResponse:
+    """Every stock level as CSV, streamed in keyset batches of 5,000 levels (each batch its
+    own read, so memory stays flat however many levels there are). Text cells starting with
+    `=`, `+`, `-` or `@` are prefixed with `'` so that spreadsheets do not run them."""
+    first = await uow.run(
+        transfer.export_batch, location_code=location, after_id=None, limit=transfer.EXPORT_BATCH
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        batch = first
+        yield transfer.csv_lines(batch.rows, header=True)
+        while len(batch.rows) == transfer.EXPORT_BATCH:
+            batch = await uow.run(
+                transfer.export_batch,
+                location_id=batch.location_id,
+                after_id=batch.last_id,
+                limit=transfer.EXPORT_BATCH,
+            )
+            yield transfer.csv_lines(batch.rows, header=False)
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="stock-levels.csv"'},
+    )
+
+
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "sku,location,counted\nHAMMER-L,MAIN,12\n",
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/inventory/import",
+    response_model=ImportReportOut,
+    response_model_exclude_none=True,
+    openapi_extra=IMPORT_BODY,
+    responses={
+        **problem_responses(
+            *AUTH, ValidationFailed, IdempotencyKeyReused, UnsupportedMediaType, RetryableError
+        ),
+    },
+)
+async def import_stock_csv(
+    request: Request,
+    uow: UnitOfWorkDep,
+    user: StaffUser,
+    dry_run: Annotated[bool, Query(description="Report each row; change nothing.")] = False,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="The same key and file again return the first report (nothing is "
+            "applied twice); another file with it: 422 `idempotency_key_reused`.",
+        ),
+    ] = None,
+) -> ImportReportOut:
+    """A stock take (`sku,location,counted`: each row sets `on_hand` through a `count`
+    adjustment of the difference) or adjustments (`sku,location,delta,reason`), at most
+    10,000 rows, all or none. An empty location is the highest-priority one. One failed row:
+    422 with the whole report and nothing applied."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("text/csv", "application/csv"):
+        raise UnsupportedMediaType("Send the file as text/csv.")
+    parsed = transfer.parse_import(await request.body())
+    report = await uow.run(
+        transfer.import_stock,
+        parsed,
+        dry_run=dry_run,
+        idempotency_key=idempotency_key,
+        actor_id=user.id,
+    )
+    return ImportReportOut.model_validate(report.body())
+
+
+# --- reconciliation runs -----------------------------------------------------------------
+
+
+def _run_out(run: Any) -> ReconciliationRunOut:
+    return ReconciliationRunOut(
+        id=run.id,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        levels_checked=run.levels_checked,
+        is_consistent=run.is_consistent,
+        issues=[ConsistencyIssue(**issue) for issue in run.issues],
+        trigger=run.trigger,
+    )
+
+
+def _run_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (started_at, id) key of a reconciliation runs cursor; anything else is a 422."""
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    started_at, run_id = key
+    try:
+        time = datetime.fromisoformat(str(started_at))
+        if time.tzinfo is None or not isinstance(run_id, int) or not 0 <= run_id <= MAX_ID:
+            raise ValueError("malformed")
+        return time.astimezone(UTC), run_id
+    except (ValueError, OverflowError):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
+
+
+@router.post(
+    "/inventory/reconciliation-runs",
+    status_code=201,
+    response_model=ReconciliationRunOut,
+    responses=problem_responses(*AUTH),
+)
+async def create_reconciliation_run(uow: UnitOfWorkDep, _user: StaffUser) -> ReconciliationRunOut:
+    """Check consistency now and keep the report as a run."""
+    return _run_out(await uow.run(reconciliation.record_run, trigger="api"))
+
+
+@router.get(
+    "/inventory/reconciliation-runs",
+    response_model=Page[ReconciliationRunOut],
+    responses=problem_responses(*AUTH, ValidationFailed),
+)
+async def list_reconciliation_runs(
+    uow: UnitOfWorkDep, _user: StaffUser, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[ReconciliationRunOut]:
+    """Kept reconciliation runs, newest first."""
+    runs = await uow.run(reconciliation.list_runs, after=_run_cursor(cursor), limit=limit + 1)
+    items, next_cursor = page_of(runs, limit, lambda run: [run.started_at.isoformat(), run.id])
+    return Page(items=[_run_out(run) for run in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/inventory/reconciliation-runs/{run_id}",
+    response_model=ReconciliationRunOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed),
+)
+async def get_reconciliation_run(
+    run_id: Annotated[int, Path(ge=1, le=MAX_ID)], uow: UnitOfWorkDep, _user: StaffUser
+) -> ReconciliationRunOut:
+    """One kept reconciliation run with its issues."""
+    return _run_out(await uow.run(reconciliation.get_run, run_id))
 
 
 # --- holds -------------------------------------------------------------------------------
@@ -327,6 +540,20 @@ async def release_hold(hold_id: uuid.UUID, uow: UnitOfWorkDep, user: StaffUser) 
     return _reservation_out(view)
 
 
+@router.post(
+    "/inventory/holds/{hold_id}/extend",
+    response_model=ReservationOut,
+    responses=problem_responses(*AUTH, NotFound, ValidationFailed, HoldExpired, InvalidTransition),
+)
+async def extend_hold(
+    hold_id: uuid.UUID, body: HoldExtendIn, uow: UnitOfWorkDep, _user: StaffUser
+) -> ReservationOut:
+    """A held hold now expires `ttl_seconds` from now. Past its `expires_at` (swept or
+    not): 409 `hold_expired`; any other status: 409 `invalid_transition`."""
+    view = await uow.run(service.extend_hold, hold_id, ttl_seconds=body.ttl_seconds)
+    return _reservation_out(view)
+
+
 # --- allocations -------------------------------------------------------------------------
 
 
@@ -431,8 +658,21 @@ async def cancel_allocation(
     response_model=StockOut,
     responses=problem_responses(*AUTH, NotFound, ValidationFailed),
 )
-async def stock_of_sku(sku: SkuInPath, uow: UnitOfWorkDep, _user: StaffUser) -> StockOut:
-    """The SKU's stock in total and per location."""
+async def stock_of_sku(
+    sku: SkuInPath,
+    uow: UnitOfWorkDep,
+    _user: StaffUser,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(
+            description="A time with its offset (RFC 3339): the figures as they stood then, "
+            "computed from the ledger."
+        ),
+    ] = None,
+) -> StockOut:
+    """The SKU's stock in total and per location; with `as_of`, as it stood at that time."""
+    if as_of is not None:
+        return _stock_out(await uow.run(queries.stock_as_of, sku, as_of))
     (figures,) = await uow.run(queries.stock_by_codes, [sku])
     return _stock_out(figures)
 

@@ -273,6 +273,10 @@ class HoldIn(Input):
     """Your own reference (a cart or session id), returned as is."""
 
 
+class HoldExtendIn(Input):
+    ttl_seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)]
+
+
 class AllocationIn(Input):
     model_config = ConfigDict(
         json_schema_extra={
@@ -388,3 +392,33 @@ class ConsistencyReport(Output):
     """Stock levels compared."""
     issues: list[ConsistencyIssue]
     """Every disagreement found."""
+
+
+class ReconciliationRunOut(BaseModel):
+    """A consistency report as it was found, kept."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime
+    levels_checked: int
+    is_consistent: bool
+    issues: list[ConsistencyIssue]
+    trigger: str = Field(description='Who recorded it: "api", "cli" or "schedule".')
+
+
+class ImportRowOut(BaseModel):
+    row: int = Field(
+        description="The row's number among the file's rows (1: the first after the header)."
+    )
+    sku: str
+    location: str
+    status: Literal["applied", "unchanged", "failed"]
+    delta: int | None = None
+    error: str | None = None
+
+
+class ImportReportOut(BaseModel):
+    applied: int
+    unchanged: int
+    failed: int
+    rows: list[ImportRowOut]

@@ -29,6 +29,7 @@ from storekeeper.config import StockPolicy
 from storekeeper.db import after_commit, dialect_insert, is_retryable, utcnow
 from storekeeper.errors import (
     Conflict,
+    HoldExpired,
     IdempotencyKeyReused,
     InsufficientStock,
     InvalidTransition,
@@ -691,6 +692,38 @@ async def cancel_allocation(
         session, reservation_id, _CANCEL, actor_id=actor_id, managed_by=managed_by
     )
     return cancelled
+
+
+async def extend_hold(
+    session: AsyncSession, reservation_id: uuid.UUID, *, ttl_seconds: int
+) -> ReservationView:
+    """Give a live hold `ttl_seconds` from now. One conditional UPDATE decides: only a hold
+    that is `held`, not past `expires_at` and of the inventory API matches it, so an extend
+    racing the sweep or a convert either lands before them or finds the hold gone. A hold
+    past its expiry (swept or not) raises HoldExpired; any other status InvalidTransition."""
+    now = utcnow()
+    extended = (
+        await session.scalars(
+            update(Reservation)
+            .where(
+                Reservation.id == reservation_id,
+                Reservation.status == ReservationStatus.HELD.value,
+                Reservation.expires_at > now,
+                Reservation.managed_by.is_(None),
+            )
+            .values(expires_at=now + timedelta(seconds=ttl_seconds), updated_at=now)
+            .returning(Reservation)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+    ).one_or_none()
+    if extended is None:
+        current = await _current(session, reservation_id)
+        _check_manager(current, None)
+        if current.status in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
+            raise HoldExpired("The hold has expired; make a new one.")
+        raise _refuse(current, "extend")
+    (view,) = await views_of(session, [extended])
+    return view
 
 
 ReservationAction = Literal["convert", "release", "fulfil", "cancel"]

@@ -6,10 +6,11 @@ An adjustment adds to a level through `ledger.receive` or takes from it as a cla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.config import StockPolicy
@@ -89,6 +90,36 @@ async def adjust_stock(
         return Adjustment(result, sku.code, entry, deltas)
 
 
+async def receive_first_stock(
+    session: AsyncSession,
+    sku_id: int,
+    on_hand: int,
+    location_code: str | None,
+    *,
+    actor_id: int | None,
+    loc: Sequence[str | int],
+) -> None:
+    """A new SKU's first stock: a `receive` adjustment of `on_hand` at `location_code` (the
+    highest-priority location when None), in the caller's unit of work, so the SKU and its
+    stock commit together. A named location is checked even for 0 units, which write
+    nothing (an adjustment is never of 0)."""
+    location_id = (
+        await resolve_location(session, location_code, loc) if location_code is not None else None
+    )
+    if on_hand == 0:
+        return
+    if location_id is None:
+        location_id = await default_location_id(session)
+    entry = ledger.Entry(
+        kind=MovementKind.RECEIVE.value,
+        created_at=utcnow(),
+        reason="receive",
+        note="first stock",
+        actor_id=actor_id,
+    )
+    await ledger.receive(session, sku_id, location_id, on_hand, entry)
+
+
 async def default_location_id(session: AsyncSession) -> int:
     """Where stock goes when no location is named: the highest-priority active one."""
     location_id = (
@@ -119,7 +150,27 @@ async def create_location(
     return location
 
 
+async def locations_page(
+    session: AsyncSession, *, after: tuple[int, int] | None, limit: int
+) -> list[Location]:
+    """Up to `limit` locations, highest priority first (then by id), after the
+    (priority, id) key of the last one seen: keyset pagination like every list."""
+    query = select(Location)
+    if after is not None:
+        priority, location_id = after
+        query = query.where(
+            or_(
+                Location.priority < priority,
+                and_(Location.priority == priority, Location.id > location_id),
+            )
+        )
+    query = query.order_by(Location.priority.desc(), Location.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
 async def list_locations(session: AsyncSession) -> list[Location]:
+    """Every location, highest priority first (a warehouse has a handful; the staff pages
+    offer them all in a choice)."""
     return list(
         (
             await session.scalars(select(Location).order_by(Location.priority.desc(), Location.id))

@@ -9,24 +9,28 @@ take available stock below zero.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from storekeeper.accounts.dependencies import StockPolicyDep
 from storekeeper.catalog.schemas import SkuCodePath
 from storekeeper.db import UnitOfWork, UnitOfWorkDep, utcnow
-from storekeeper.inventory import queries, service, stock
-from storekeeper.inventory.consistency import check_consistency
+from storekeeper.errors import ValidationFailed
+from storekeeper.inventory import queries, reconciliation, service, stock, transfer
 from storekeeper.inventory.models import ReservationStatus
 from storekeeper.inventory.schemas import AdjustmentIn, AdjustmentReason
 from storekeeper.orders import queries as order_queries
 from storekeeper.pagination import (
     INT64_MAX,
+    MAX_ID,
     CursorQuery,
+    decode_cursor,
     decode_id_cursor,
     decode_time_id_cursor,
     page_of,
@@ -104,6 +108,84 @@ async def stock_list(
     )
 
 
+@router.get("/stock/export.csv")
+async def export_stock_csv(
+    _user: StaffUser,
+    uow: UnitOfWorkDep,
+    location: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The stock list's Export button: the API's CSV export, for a signed-in person."""
+    first = await uow.run(
+        transfer.export_batch,
+        location_code=location or None,
+        after_id=None,
+        limit=transfer.EXPORT_BATCH,
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        batch = first
+        yield transfer.csv_lines(batch.rows, header=True)
+        while len(batch.rows) == transfer.EXPORT_BATCH:
+            batch = await uow.run(
+                transfer.export_batch,
+                location_id=batch.location_id,
+                after_id=batch.last_id,
+                limit=transfer.EXPORT_BATCH,
+            )
+            yield transfer.csv_lines(batch.rows, header=False)
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="stock-levels.csv"'},
+    )
+
+
+IMPORT_PATH = f"{STOCK_PATH}/import"
+
+
+@router.get("/stock/import")
+async def import_page(request: Request, _user: StaffUser) -> Response:
+    """Upload a stock take or adjustments file; preview it (dry run) before applying."""
+    return render(request, "stock/import.html", {"section": STOCK_PATH, "report": None})
+
+
+@router.post("/stock/import")
+async def import_stock(
+    request: Request, user: StaffUser, uow: UnitOfWorkDep, form: StaffForm
+) -> Response:
+    """Preview (dry run) or apply an uploaded file through the API's import service: the
+    preview shows every row as it would be, with an Apply button carrying the same file."""
+    upload = form.get("file")
+    if upload is not None and not isinstance(upload, str):
+        content = await upload.read()
+    else:
+        content = str(form.get("content") or "").encode()
+    apply = form.get("action") == "apply"
+    context: dict[str, Any] = {"section": STOCK_PATH, "report": None, "error": None}
+    try:
+        parsed = transfer.parse_import(content)
+        report = await uow.run(
+            transfer.import_stock, parsed, dry_run=not apply, idempotency_key=None, actor_id=user.id
+        )
+    except ValidationFailed as exc:
+        context["error"] = exc.detail
+        return render(request, "stock/import.html", context, status_code=422)
+    except transfer.ImportRefused as exc:
+        context.update(report=exc.extra, refused=True, content=content.decode())
+        return render(request, "stock/import.html", context, status_code=422)
+    if apply:
+        response = see_other(STOCK_PATH)
+        set_flash(
+            response,
+            settings_of(request),
+            f"Import applied: {report.applied} row(s) changed, {report.unchanged} unchanged.",
+        )
+        return response
+    context.update(report=report.body(), refused=False, content=content.decode())
+    return render(request, "stock/import.html", context)
+
+
 async def _sku_page(
     request: Request,
     uow: UnitOfWork,
@@ -113,10 +195,17 @@ async def _sku_page(
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
     status_code: int = 200,
+    as_of: datetime | None = None,
+    as_of_error: str | None = None,
 ) -> Response:
     days = dashboard.chart_days(utcnow().date())
     page = await uow.run(
-        queries.sku_stock_page, code, before_id=before, limit=PAGE_SIZE + 1, days=days
+        queries.sku_stock_page,
+        code,
+        before_id=before,
+        limit=PAGE_SIZE + 1,
+        days=days,
+        as_of=as_of,
     )
     sku_code, history = page.stock.sku, page.on_hand_by_day
     chart = charts.step_chart(
@@ -143,9 +232,25 @@ async def _sku_page(
             "chart": chart,
             "errors": errors or {},
             "values": values or {},
+            "as_of": as_of,
+            "as_of_error": as_of_error,
         },
         status_code=status_code,
     )
+
+
+def _as_of(value: str | None) -> tuple[datetime | None, str | None]:
+    """The picker's date and time (read as UTC; seconds optional), or the reason it is not
+    one."""
+    if not value:
+        return None, None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None, "Enter a date and time, e.g. 2026-11-23T10:00."
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC), None
 
 
 @router.get("/stock/{code}")
@@ -155,8 +260,20 @@ async def sku_stock_page(
     _user: StaffUser,
     uow: UnitOfWorkDep,
     cursor: CursorQuery = None,
+    as_of: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    return await _sku_page(request, uow, code, before=decode_id_cursor(cursor, INT64_MAX))
+    """The SKU's stock; with `as_of` (the page's date and time picker, UTC) the figures as
+    they stood then, from the ledger."""
+    moment, problem = _as_of(as_of)
+    return await _sku_page(
+        request,
+        uow,
+        code,
+        before=decode_id_cursor(cursor, INT64_MAX),
+        as_of=moment,
+        as_of_error=problem,
+        status_code=422 if problem else 200,
+    )
 
 
 @router.post("/stock/{code}/adjustments")
@@ -286,8 +403,62 @@ async def reservation_page(
 # --- consistency -------------------------------------------------------------------------
 
 
+CONSISTENCY_PATH = "/admin/consistency"
+
+
 @router.get("/consistency")
-async def consistency_page(request: Request, _user: StaffUser, uow: UnitOfWorkDep) -> Response:
-    report = await uow.run(check_consistency)
-    context = {"section": "/admin/consistency", "report": report}
+async def consistency_page(
+    request: Request, _user: StaffUser, uow: UnitOfWorkDep, cursor: CursorQuery = None
+) -> Response:
+    """The report as of now, and the kept reconciliation runs, newest first."""
+    page = await uow.run(
+        reconciliation.consistency_page, after=_run_key(cursor), limit=PAGE_SIZE + 1
+    )
+    runs, older = page_of(page.runs, PAGE_SIZE, _run_cursor)
+    context = {
+        "section": CONSISTENCY_PATH,
+        "report": page.report,
+        "runs": runs,
+        "older_cursor": older,
+    }
     return render(request, "stock/consistency.html", context)
+
+
+@router.post("/consistency/runs")
+async def record_run(
+    request: Request, _user: StaffUser, uow: UnitOfWorkDep, _form: StaffForm
+) -> Response:
+    """Check now and keep the report as a run, as `POST /inventory/reconciliation-runs`."""
+    run = await uow.run(reconciliation.record_run, trigger="api")
+    response = see_other(f"{CONSISTENCY_PATH}/runs/{run.id}")
+    set_flash(response, settings_of(request), f"Reconciliation run {run.id} recorded.")
+    return response
+
+
+@router.get("/consistency/runs/{run_id}")
+async def run_page(
+    request: Request,
+    run_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    _user: StaffUser,
+    uow: UnitOfWorkDep,
+) -> Response:
+    """One kept run with its issues."""
+    run = await uow.run(reconciliation.get_run, run_id)
+    return render(request, "stock/run.html", {"section": CONSISTENCY_PATH, "run": run})
+
+
+def _run_cursor(run: Any) -> list[Any]:
+    return [run.started_at.isoformat(), run.id]
+
+
+def _run_key(cursor: str | None) -> tuple[datetime, int] | None:
+    key = decode_cursor(cursor, arity=2)
+    if key is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(key[0]))
+        if moment.tzinfo is None or not isinstance(key[1], int) or not 0 <= key[1] <= MAX_ID:
+            raise ValueError("malformed")
+    except (ValueError, OverflowError):
+        raise ValidationFailed.field(["query", "cursor"], "malformed cursor") from None
+    return moment.astimezone(UTC), key[1]
