@@ -4,19 +4,15 @@ shop's headers (a strict CSP without scripts, no caching, no framing)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from storekeeper.errors import StorekeeperError
 from storekeeper.shop.session import SHOP_COOKIES, CustomerSignInRequired
 from storekeeper.shop.templating import PAGE_HEADERS, render
+from storekeeper.web.routing import page_route_class
 from storekeeper.web.security import clear_cookie, set_flash
 from storekeeper.web.templating import settings_of
 
@@ -50,27 +46,4 @@ def _sign_in_redirect(request: Request, exc: CustomerSignInRequired) -> Response
     return response
 
 
-def _validation_page(request: Request, exc: RequestValidationError) -> Response:
-    if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
-        return error_page(request, 404, "There is no such page.")
-    return error_page(request, 400, "The address of this page is not valid.")
-
-
-class ShopRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def handle_page(request: Request) -> Response:
-            try:
-                response = await handle(request)
-            except CustomerSignInRequired as exc:
-                response = _sign_in_redirect(request, exc)
-            except StorekeeperError as exc:
-                response = error_page(request, exc.status_code, exc.detail)
-            except RequestValidationError as exc:
-                response = _validation_page(request, exc)
-            for name, value in PAGE_HEADERS.items():
-                response.headers.setdefault(name, value)
-            return response
-
-        return handle_page
+ShopRoute = page_route_class(CustomerSignInRequired, _sign_in_redirect, error_page, PAGE_HEADERS)

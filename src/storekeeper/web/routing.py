@@ -54,27 +54,45 @@ def _sign_in_redirect(request: Request, exc: SignInRequired) -> Response:
     return response
 
 
-def _validation_page(request: Request, exc: RequestValidationError) -> Response:
-    if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
-        return error_page(request, 404, "There is no such page.")
-    return error_page(request, 400, "The address of this page is not valid.")
+ErrorPage = Callable[[Request, int, str], Response]
 
 
-class WebRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
+def page_route_class(
+    sign_in_required: type[Exception],
+    sign_in_redirect: Callable[[Request, Any], Response],
+    render_error: ErrorPage,
+    headers: dict[str, str],
+) -> type[APIRoute]:
+    """A route class for pages drawn for people (the staff pages, the shop): the page's
+    sign-in error sends the browser to sign in, a domain error or invalid address becomes
+    an HTML page drawn by `render_error` (never problem+json), and every response carries
+    `headers`."""
 
-        async def handle_page(request: Request) -> Response:
-            try:
-                response = await handle(request)
-            except SignInRequired as exc:
-                response = _sign_in_redirect(request, exc)
-            except StorekeeperError as exc:
-                response = error_page(request, exc.status_code, exc.detail)
-            except RequestValidationError as exc:
-                response = _validation_page(request, exc)
-            for name, value in PAGE_HEADERS.items():
-                response.headers.setdefault(name, value)
-            return response
+    def validation_page(request: Request, exc: RequestValidationError) -> Response:
+        if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+            return render_error(request, 404, "There is no such page.")
+        return render_error(request, 400, "The address of this page is not valid.")
 
-        return handle_page
+    class PageRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def handle_page(request: Request) -> Response:
+                try:
+                    response = await handle(request)
+                except sign_in_required as exc:
+                    response = sign_in_redirect(request, exc)
+                except StorekeeperError as exc:
+                    response = render_error(request, exc.status_code, exc.detail)
+                except RequestValidationError as exc:
+                    response = validation_page(request, exc)
+                for name, value in headers.items():
+                    response.headers.setdefault(name, value)
+                return response
+
+            return handle_page
+
+    return PageRoute
+
+
+WebRoute = page_route_class(SignInRequired, _sign_in_redirect, error_page, PAGE_HEADERS)
