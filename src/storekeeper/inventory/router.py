@@ -8,7 +8,6 @@ or the unit of work itself.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -279,24 +278,8 @@ async def export_levels_csv(
     """Every stock level as CSV, streamed in keyset batches of 5,000 levels (each batch its
     own read, so memory stays flat however many levels there are). Text cells starting with
     `=`, `+`, `-` or `@` are prefixed with `'` so that spreadsheets do not run them."""
-    first = await uow.run(
-        transfer.export_batch, location_code=location, after_id=None, limit=transfer.EXPORT_BATCH
-    )
-
-    async def lines() -> AsyncIterator[str]:
-        batch = first
-        yield transfer.csv_lines(batch.rows, header=True)
-        while len(batch.rows) == transfer.EXPORT_BATCH:
-            batch = await uow.run(
-                transfer.export_batch,
-                location_id=batch.location_id,
-                after_id=batch.last_id,
-                limit=transfer.EXPORT_BATCH,
-            )
-            yield transfer.csv_lines(batch.rows, header=False)
-
     return StreamingResponse(
-        lines(),
+        await transfer.export_csv(uow, location),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="stock-levels.csv"'},
     )

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storekeeper.db import dialect_insert, is_postgres, utcnow
+from storekeeper.db import UnitOfWork, dialect_insert, is_postgres, utcnow
 from storekeeper.errors import IdempotencyKeyReused, StorekeeperError, ValidationFailed
 from storekeeper.idempotency import fingerprint
 from storekeeper.inventory import ledger
@@ -96,6 +96,29 @@ async def export_batch(
         query = query.where(levels.c.location_id == location_id)
     rows = [tuple(row) for row in (await session.execute(query)).all()]
     return ExportBatch(rows, location_id)
+
+
+async def export_csv(uow: UnitOfWork, location_code: str | None) -> AsyncIterator[str]:
+    """The CSV export as text pieces, for a streamed answer: the first batch is read now
+    (an unknown location is refused before anything is sent), each later one in a unit of
+    work of its own while the answer streams, so memory stays flat."""
+    first = await uow.run(
+        export_batch, location_code=location_code, after_id=None, limit=EXPORT_BATCH
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        batch = first
+        yield csv_lines(batch.rows, header=True)
+        while len(batch.rows) == EXPORT_BATCH:
+            batch = await uow.run(
+                export_batch,
+                location_id=batch.location_id,
+                after_id=batch.last_id,
+                limit=EXPORT_BATCH,
+            )
+            yield csv_lines(batch.rows, header=False)
+
+    return lines()
 
 
 def csv_lines(rows: Sequence[tuple[int, str, str, int, int, int]], *, header: bool) -> str:

@@ -9,7 +9,6 @@ take available stock below zero.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, get_args
@@ -115,27 +114,8 @@ async def export_stock_csv(
     location: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """The stock list's Export button: the API's CSV export, for a signed-in person."""
-    first = await uow.run(
-        transfer.export_batch,
-        location_code=location or None,
-        after_id=None,
-        limit=transfer.EXPORT_BATCH,
-    )
-
-    async def lines() -> AsyncIterator[str]:
-        batch = first
-        yield transfer.csv_lines(batch.rows, header=True)
-        while len(batch.rows) == transfer.EXPORT_BATCH:
-            batch = await uow.run(
-                transfer.export_batch,
-                location_id=batch.location_id,
-                after_id=batch.last_id,
-                limit=transfer.EXPORT_BATCH,
-            )
-            yield transfer.csv_lines(batch.rows, header=False)
-
     return StreamingResponse(
-        lines(),
+        await transfer.export_csv(uow, location or None),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="stock-levels.csv"'},
     )
