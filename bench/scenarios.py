@@ -382,29 +382,34 @@ async def consistency(ctx: Context, server: RunningServer) -> dict[str, Any]:
 # -- ceilings --------------------------------------------------------------------------------
 
 
-async def ceiling_noop(ctx: Context, server: RunningServer) -> Result:
+async def _constant_load(ctx: Context, server: RunningServer, path: str, name: str) -> Result:
+    """`GET path` (an answer that does no work) under the scenario's load."""
     if ctx.sizes.warmup_seconds:
-        run_wrk(server.base_url, method="GET", path="/health", seconds=ctx.sizes.warmup_seconds)
+        run_wrk(server.base_url, method="GET", path=path, seconds=ctx.sizes.warmup_seconds)
     load, cores = await measured(
         ctx,
         server,
         run_wrk,
         server.base_url,
         method="GET",
-        path="/health",
+        path=path,
         connections=CONNECTIONS,
         seconds=ctx.sizes.seconds,
     )
-    return result_from_load("ceiling-noop", "-", load, cores, 200)
+    return result_from_load(name, "-", load, cores, 200)
 
 
-async def ceiling_update(ctx: Context, server: RunningServer) -> Result:
+async def _hot_update_load(
+    ctx: Context, server: RunningServer, path_prefix: str, name: str
+) -> Result:
+    """`POST path_prefix/<the ceiling SKU's level>` (the bare conditional UPDATE of one hot
+    row) under the scenario's load."""
     conn = await ctx.db.connect()
     try:
         hot_level = await seed.level_id(conn, seed.CEILING_SKU)
     finally:
         await conn.close()
-    path = f"/bench/ceiling-update/{hot_level}"
+    path = f"{path_prefix}/{hot_level}"
     if ctx.sizes.warmup_seconds:
         run_wrk(server.base_url, method="POST", path=path, seconds=ctx.sizes.warmup_seconds)
         await wait_until_quiet(ctx)
@@ -418,7 +423,15 @@ async def ceiling_update(ctx: Context, server: RunningServer) -> Result:
         connections=CONNECTIONS,
         seconds=ctx.sizes.seconds,
     )
-    return result_from_load("ceiling-update", "-", load, cores, 200)
+    return result_from_load(name, "-", load, cores, 200)
+
+
+async def ceiling_noop(ctx: Context, server: RunningServer) -> Result:
+    return await _constant_load(ctx, server, "/health", "ceiling-noop")
+
+
+async def ceiling_update(ctx: Context, server: RunningServer) -> Result:
+    return await _hot_update_load(ctx, server, "/bench/ceiling-update", "ceiling-update")
 
 
 async def reset_ceiling_row(ctx: Context) -> None:
@@ -902,45 +915,13 @@ def check_command(ctx: Context) -> Result:
 async def ceiling_lean_noop(ctx: Context, server: RunningServer) -> Result:
     """The bare FastAPI app's constant answer (bench/lean_app.py): the floor `/health`
     is compared with."""
-    path = "/lean/noop"
-    if ctx.sizes.warmup_seconds:
-        run_wrk(server.base_url, method="GET", path=path, seconds=ctx.sizes.warmup_seconds)
-    load, cores = await measured(
-        ctx,
-        server,
-        run_wrk,
-        server.base_url,
-        method="GET",
-        path=path,
-        connections=CONNECTIONS,
-        seconds=ctx.sizes.seconds,
-    )
-    return result_from_load("ceiling-lean-noop", "-", load, cores, 200)
+    return await _constant_load(ctx, server, "/lean/noop", "ceiling-lean-noop")
 
 
 async def ceiling_lean_update(ctx: Context, server: RunningServer) -> Result:
     """The bare FastAPI app's conditional hot-row UPDATE on a plain asyncpg pool: the
     floor a hot hold is compared with."""
-    conn = await ctx.db.connect()
-    try:
-        hot_level = await seed.level_id(conn, seed.CEILING_SKU)
-    finally:
-        await conn.close()
-    path = f"/lean/update/{hot_level}"
-    if ctx.sizes.warmup_seconds:
-        run_wrk(server.base_url, method="POST", path=path, seconds=ctx.sizes.warmup_seconds)
-        await wait_until_quiet(ctx)
-    load, cores = await measured(
-        ctx,
-        server,
-        run_wrk,
-        server.base_url,
-        method="POST",
-        path=path,
-        connections=CONNECTIONS,
-        seconds=ctx.sizes.seconds,
-    )
-    return result_from_load("ceiling-lean-update", "-", load, cores, 200)
+    return await _hot_update_load(ctx, server, "/lean/update", "ceiling-lean-update")
 
 
 def cached_settings(ctx: Context, redis_url: str) -> ServerSettings:
