@@ -16,7 +16,7 @@ from tests.orders.conftest import API, HeadersMaker, SkuMaker, add_to_cart
 CHECKOUT = f"{API}/carts/me/checkout"
 
 # (1 line, 10 lines): statements of one checkout, the authentication lookup included.
-EXPECTED = {"sqlite": (16, 61), "postgresql": (12, 21)}
+EXPECTED = {"sqlite": (15, 60), "postgresql": (11, 20)}
 
 
 @contextmanager

@@ -51,7 +51,7 @@ from storekeeper.inventory import service as inventory
 from storekeeper.inventory.lines import (
     MAX_LINES,
     MAX_QUANTITY,
-    StockLine,
+    ResolvedLine,
     check_quantity,
     check_shape,
 )
@@ -488,9 +488,10 @@ async def _create_order(
         else f"order:{order_id}"
     )
     try:
-        allocation = await inventory.allocate_stock(
+        # The lines' SKUs were read (live) in this unit of work: no second lookup.
+        allocation = await inventory.allocate_known_stock(
             session,
-            [StockLine(line.sku_id, line.quantity) for line in lines],
+            [ResolvedLine(line.sku_id, line.sku, line.quantity, None) for line in lines],
             client_token=client_token,
             request_fingerprint=request_fingerprint,
             reference=f"order:{order_id}",
