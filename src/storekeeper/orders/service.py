@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.accounts import service as accounts
@@ -502,7 +502,7 @@ async def _create_order(
     except IdempotencyKeyReused:
         raise _key_reused() from None
     now = utcnow()
-    insert = (
+    order_insert = (
         dialect_insert(session, Order)
         .values(
             id=order_id,
@@ -522,7 +522,7 @@ async def _create_order(
         .on_conflict_do_nothing(index_elements=["created_by", "idempotency_key"])
         .returning(Order)
     )
-    order = (await session.scalars(insert)).one_or_none()
+    order = (await session.scalars(order_insert)).one_or_none()
     if order is None:
         # A concurrent request with the same key won (the allocation above was its own,
         # handed back by the client token, so no stock was taken twice).
@@ -545,8 +545,24 @@ async def _create_order(
         )
         for line in lines
     ]
-    session.add_all(order_lines)
-    await session.flush()
+    # One multi-row INSERT for every line (the ORM's flush sends one per line on SQLite);
+    # the objects stay transient: nothing reads their ids.
+    await session.execute(
+        insert(OrderLine).values(
+            [
+                {
+                    "order_id": line.order_id,
+                    "sku_id": line.sku_id,
+                    "sku_code": line.sku_code,
+                    "product_name": line.product_name,
+                    "quantity": line.quantity,
+                    "unit_price_cents": line.unit_price_cents,
+                    "line_total_cents": line.line_total_cents,
+                }
+                for line in order_lines
+            ]
+        )
+    )
     view = OrderView(order, order_lines, created=True)
     await events.order_created(session, view)
     after_commit(session, ORDERS_CREATED.labels(source=source).inc)
