@@ -43,6 +43,7 @@ from storekeeper.inventory.lines import (
     RequestedLine,
     ResolvedLine,
     StockLine,
+    check_shape,
     requested,
     resolve_lines,
     skus,
@@ -234,11 +235,13 @@ async def _reserve(
     policy: StockPolicy,
     actor_id: int | None,
     managed_by: str | None = None,
+    known: Sequence[ResolvedLine] | None = None,
 ) -> ReservationView:
     """Make the reservation and claim every line, or none; a replayed `client_token`
-    returns the reservation it made."""
+    returns the reservation it made. `known` lines were resolved by the caller in its
+    unit of work (their SKUs are not looked up again)."""
     with lock_conflicts_are_retryable():
-        lines = await resolve_lines(session, request.items)
+        lines = await resolve_lines(session, request.items) if known is None else known
         return await _claim_reservation(
             session, lines, request, kind, policy=policy, actor_id=actor_id, managed_by=managed_by
         )
@@ -444,6 +447,35 @@ async def allocate_stock(
     request = ReservationRequest(requested(lines), client_token, request_fingerprint, reference)
     view = await _reserve(
         session, request, _ALLOCATION, policy=policy, actor_id=actor_id, managed_by=managed_by
+    )
+    return view.reservation
+
+
+async def allocate_known_stock(
+    session: AsyncSession,
+    lines: Sequence[ResolvedLine],
+    *,
+    client_token: str,
+    request_fingerprint: str,
+    reference: str | None = None,
+    actor_id: int | None = None,
+    policy: StockPolicy = DEFAULT_POLICY,
+    managed_by: str | None = None,
+) -> Reservation:
+    """`allocate_stock` for lines whose SKUs the caller read, live, in this same unit of
+    work (checkout reads them with the cart): the SKU lookup is not repeated, the shape
+    of the lines is still checked."""
+    check_shape(len(lines), [line.quantity for line in lines], [line.sku_id for line in lines])
+    items = [(line.sku_id, line.quantity, line.location_id) for line in lines]
+    request = ReservationRequest(items, client_token, request_fingerprint, reference)
+    view = await _reserve(
+        session,
+        request,
+        _ALLOCATION,
+        policy=policy,
+        actor_id=actor_id,
+        managed_by=managed_by,
+        known=sorted(lines, key=lambda line: line.sku_id),
     )
     return view.reservation
 

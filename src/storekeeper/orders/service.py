@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storekeeper.accounts import service as accounts
@@ -51,7 +51,7 @@ from storekeeper.inventory import service as inventory
 from storekeeper.inventory.lines import (
     MAX_LINES,
     MAX_QUANTITY,
-    StockLine,
+    ResolvedLine,
     check_quantity,
     check_shape,
 )
@@ -488,9 +488,10 @@ async def _create_order(
         else f"order:{order_id}"
     )
     try:
-        allocation = await inventory.allocate_stock(
+        # The lines' SKUs were read (live) in this unit of work: no second lookup.
+        allocation = await inventory.allocate_known_stock(
             session,
-            [StockLine(line.sku_id, line.quantity) for line in lines],
+            [ResolvedLine(line.sku_id, line.sku, line.quantity, None) for line in lines],
             client_token=client_token,
             request_fingerprint=request_fingerprint,
             reference=f"order:{order_id}",
@@ -501,7 +502,7 @@ async def _create_order(
     except IdempotencyKeyReused:
         raise _key_reused() from None
     now = utcnow()
-    insert = (
+    order_insert = (
         dialect_insert(session, Order)
         .values(
             id=order_id,
@@ -521,7 +522,7 @@ async def _create_order(
         .on_conflict_do_nothing(index_elements=["created_by", "idempotency_key"])
         .returning(Order)
     )
-    order = (await session.scalars(insert)).one_or_none()
+    order = (await session.scalars(order_insert)).one_or_none()
     if order is None:
         # A concurrent request with the same key won (the allocation above was its own,
         # handed back by the client token, so no stock was taken twice).
@@ -544,8 +545,24 @@ async def _create_order(
         )
         for line in lines
     ]
-    session.add_all(order_lines)
-    await session.flush()
+    # One multi-row INSERT for every line (the ORM's flush sends one per line on SQLite);
+    # the objects stay transient: nothing reads their ids.
+    await session.execute(
+        insert(OrderLine).values(
+            [
+                {
+                    "order_id": line.order_id,
+                    "sku_id": line.sku_id,
+                    "sku_code": line.sku_code,
+                    "product_name": line.product_name,
+                    "quantity": line.quantity,
+                    "unit_price_cents": line.unit_price_cents,
+                    "line_total_cents": line.line_total_cents,
+                }
+                for line in order_lines
+            ]
+        )
+    )
     view = OrderView(order, order_lines, created=True)
     await events.order_created(session, view)
     after_commit(session, ORDERS_CREATED.labels(source=source).inc)
