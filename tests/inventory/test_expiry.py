@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -23,6 +24,8 @@ from storekeeper.inventory.expiry import expire_due_holds, sweep_expired_holds
 from storekeeper.inventory.models import Reservation, StockLevel, StockMovement
 from storekeeper.tasks import BackgroundRunner, PeriodicJob
 from tests.inventory.conftest import Receiver, SkuFactory
+
+CHECKED_AT = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
 
 async def _hold(db: Database, token: str, items: list[tuple[str, int, str | None]]) -> None:
@@ -297,13 +300,21 @@ async def test_check_command_gets_more_time_than_an_api_statement(
         def __init__(self, settings: Settings) -> None:
             used.append(settings)
 
-        async def run(self, work: Any, *, write: bool) -> str:
-            return "report"
+        async def run(self, work: Any, *, write: bool) -> Any:
+            # What recording a reconciliation run answers: the kept run.
+            return SimpleNamespace(
+                is_consistent=True, started_at=CHECKED_AT, levels_checked=7, issues=[]
+            )
 
         async def dispose(self) -> None:
             return None
 
     monkeypatch.setattr(inventory_cli, "Database", RecordingDatabase)
     settings = Settings(db_statement_timeout_ms=api_limit_ms, _env_file=None)  # type: ignore[call-arg]
-    assert await inventory_cli._report(settings) == "report"
+    report = await inventory_cli._report(settings)
+    assert (report.is_consistent, report.checked_at, report.levels_checked) == (
+        True,
+        CHECKED_AT,
+        7,
+    )
     assert [s.db_statement_timeout_ms for s in used] == [report_limit_ms]

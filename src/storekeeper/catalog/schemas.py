@@ -223,7 +223,10 @@ class SkuFields(Body):
     """The most units one customer may have in orders not cancelled (beyond it 409
     `purchase_limit_exceeded`); left out: no limit."""
     on_hand: FirstStock | None = None
+    """The SKU's first stock (0 to 1,000,000,000), received as a `receive` adjustment in the
+    transaction that creates the SKU; left out or 0: no stock yet."""
     location: StockLocationCode | None = None
+    """Where `on_hand` is received; left out: the highest-priority location."""
 
 
 class SkuCreate(SkuFields):
