@@ -371,3 +371,9 @@ async def test_problems_sent_carry_only_members_of_the_schema(
     assert body["instance"] == f"{API}/products/not-a-number"
     assert set(body) <= members
     assert body["errors"] and all(set(error) <= field_error for error in body["errors"])
+
+
+def test_every_schema_field_is_described(document: dict[str, Any]) -> None:
+    described, total = schema_fields(document)
+    assert total > 400
+    assert described == total

@@ -275,6 +275,7 @@ class HoldIn(Input):
 
 class HoldExtendIn(Input):
     ttl_seconds: Annotated[int, Field(strict=True, ge=1, le=86_400)]
+    """The hold's new life from now, 1 to 86,400 seconds: `expires_at` becomes now + this."""
 
 
 class AllocationIn(Input):
@@ -394,31 +395,46 @@ class ConsistencyReport(Output):
     """Every disagreement found."""
 
 
-class ReconciliationRunOut(BaseModel):
+class ReconciliationRunOut(Output):
     """A consistency report as it was found, kept."""
 
     id: int
+    """The run's id."""
     started_at: datetime
+    """When the check began (UTC)."""
     finished_at: datetime
+    """When it ended (UTC)."""
     levels_checked: int
+    """Stock levels compared."""
     is_consistent: bool
+    """No issue found."""
     issues: list[ConsistencyIssue]
+    """Every disagreement found, as it stood then."""
     trigger: str = Field(description='Who recorded it: "api", "cli" or "schedule".')
 
 
-class ImportRowOut(BaseModel):
+class ImportRowOut(Output):
     row: int = Field(
         description="The row's number among the file's rows (1: the first after the header)."
     )
     sku: str
+    """The row's SKU code, as written in the file."""
     location: str
+    """The row's location code (empty: the highest-priority location)."""
     status: Literal["applied", "unchanged", "failed"]
+    """`applied` (or would be, in a dry run), `unchanged` (nothing to change) or `failed`."""
     delta: int | None = None
+    """The change of `on_hand` the row makes; null when it failed."""
     error: str | None = None
+    """Why the row failed; null otherwise."""
 
 
-class ImportReportOut(BaseModel):
+class ImportReportOut(Output):
     applied: int
+    """Rows that change a level (in a dry run: would)."""
     unchanged: int
+    """Rows whose level already has the figure."""
     failed: int
+    """Rows refused; any makes the whole import change nothing (422)."""
     rows: list[ImportRowOut]
+    """Every row of the file, in order."""
